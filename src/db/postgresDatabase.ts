@@ -1,0 +1,202 @@
+import pg from 'pg';
+import type {
+  Database,
+  ListenConnection,
+  ListenHandlers,
+  PoolStats,
+  QueryOptions,
+  QueryResult,
+  Queryable,
+  SqlParam,
+} from './database.ts';
+import { redactUrl } from './connectionString.ts';
+import { DatabaseError } from '../domain/errors.ts';
+import { isConnectionError } from './sqlState.ts';
+import type { Logger } from '../observability/logger.ts';
+import { silentLogger } from '../observability/logger.ts';
+
+/** Pool settings; the names mirror the `[database]` configuration keys. */
+export interface PostgresPoolOptions {
+  /** @defaultValue 10 */
+  maxConnections?: number;
+  /** @defaultValue 0 */
+  minConnections?: number;
+  /** How long to wait for a free connection before failing. @defaultValue 5000 */
+  connectionTimeoutMs?: number;
+  /** @defaultValue 300 */
+  idleTimeoutSeconds?: number;
+  /** @defaultValue 1800 */
+  maxLifetimeSeconds?: number;
+  /** Shown in pg_stat_activity. @defaultValue 'tasker' */
+  applicationName?: string;
+  logger?: Logger;
+}
+
+function toQueryResult<Row>(result: pg.QueryResult): QueryResult<Row> {
+  return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 };
+}
+
+function runQuery<Row>(
+  target: pg.Pool | pg.PoolClient,
+  sql: string,
+  params: readonly SqlParam[] | undefined,
+  options: QueryOptions | undefined,
+): Promise<QueryResult<Row>> {
+  const config: pg.QueryConfig = { text: sql, values: params as unknown[] | undefined };
+  if (options?.name !== undefined) config.name = options.name;
+  return target.query(config).then((result) => toQueryResult<Row>(result));
+}
+
+export class PostgresDatabase implements Database {
+  readonly kind = 'postgres' as const;
+  readonly displayName: string;
+  private readonly pool: pg.Pool;
+  private readonly url: string;
+  private readonly applicationName: string;
+  private readonly logger: Logger;
+  private closed = false;
+  private readonly listenClients = new Set<pg.Client>();
+
+  constructor(url: string, options: PostgresPoolOptions = {}) {
+    this.url = url;
+    this.displayName = redactUrl(url);
+    this.applicationName = options.applicationName ?? 'tasker';
+    this.logger = options.logger ?? silentLogger;
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: options.maxConnections ?? 10,
+      min: options.minConnections ?? 0,
+      connectionTimeoutMillis: options.connectionTimeoutMs ?? 5000,
+      idleTimeoutMillis: (options.idleTimeoutSeconds ?? 300) * 1000,
+      maxLifetimeSeconds: options.maxLifetimeSeconds ?? 1800,
+      application_name: this.applicationName,
+      keepAlive: true,
+    });
+    // An idle client whose backend dies emits here; without a listener Node would crash the process.
+    this.pool.on('error', (error) => {
+      this.logger.warn({ err: error.message }, 'idle database connection lost; the pool will replace it');
+    });
+  }
+
+  query<Row = Record<string, unknown>>(
+    sql: string,
+    params?: readonly SqlParam[],
+    options?: QueryOptions,
+  ): Promise<QueryResult<Row>> {
+    return runQuery<Row>(this.pool, sql, params, options).catch((error: unknown) => {
+      throw this.wrapConnectError(error);
+    });
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.pool.query(sql).catch((error: unknown) => {
+      throw this.wrapConnectError(error);
+    });
+  }
+
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect().catch((error: unknown) => {
+      throw this.wrapConnectError(error);
+    });
+    let releaseError: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const tx: Queryable = {
+        query: <Row>(sql: string, params?: readonly SqlParam[], options?: QueryOptions) =>
+          runQuery<Row>(client, sql, params, options),
+        exec: async (sql: string) => {
+          await client.query(sql);
+        },
+      };
+      const result = await fn(tx);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      if (isConnectionError(error)) {
+        releaseError = error as Error;
+      } else {
+        await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+          releaseError = rollbackError as Error;
+        });
+      }
+      throw error;
+    } finally {
+      // Passing an error destroys the client instead of returning a broken one to the pool.
+      client.release(releaseError);
+    }
+  }
+
+  async openListenConnection(handlers: ListenHandlers): Promise<ListenConnection> {
+    const client = new pg.Client({
+      connectionString: this.url,
+      application_name: `${this.applicationName}-listener`,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+    });
+    let lost = false;
+    const markLost = (error: Error): void => {
+      if (lost) return;
+      lost = true;
+      this.listenClients.delete(client);
+      handlers.onLost(error);
+    };
+    client.on('notification', (message) => handlers.onNotification(message.channel, message.payload ?? ''));
+    client.on('error', (error) => markLost(error));
+    client.on('end', () => markLost(new Error('listen connection ended')));
+    try {
+      await client.connect();
+    } catch (error) {
+      lost = true;
+      await client.end().catch(() => undefined);
+      throw this.wrapConnectError(error);
+    }
+    this.listenClients.add(client);
+    const pidResult = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    const backendPid = pidResult.rows[0]?.pid ?? null;
+    return {
+      backendPid,
+      listen: async (channel) => {
+        await client.query(`LISTEN ${client.escapeIdentifier(channel)}`);
+      },
+      unlisten: async (channel) => {
+        await client.query(`UNLISTEN ${client.escapeIdentifier(channel)}`);
+      },
+      ping: async () => {
+        await client.query('SELECT 1');
+      },
+      close: async () => {
+        lost = true;
+        this.listenClients.delete(client);
+        await client.end().catch(() => undefined);
+      },
+    };
+  }
+
+  poolStats(): PoolStats {
+    return {
+      max: this.pool.options.max,
+      total: this.pool.totalCount,
+      idle: this.pool.idleCount,
+      waiting: this.pool.waitingCount,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.listenClients].map((client) => client.end().catch(() => undefined)));
+    this.listenClients.clear();
+    await this.pool.end();
+  }
+
+  /** Connection failures carry the redacted target so the operator sees which database was meant. */
+  private wrapConnectError(error: unknown): unknown {
+    if (!isConnectionError(error)) return error;
+    const reason = error instanceof Error ? error.message : String(error);
+    return new DatabaseError(
+      'TASKER_DATABASE_UNAVAILABLE',
+      `cannot reach the database at ${this.displayName}: ${reason}. Check that PostgreSQL is running and DATABASE_URL is right.`,
+      { details: { database: this.displayName }, cause: error },
+    );
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * Database errors are classified by SQLSTATE code, never by message text.
+ * https://www.postgresql.org/docs/current/errcodes-appendix.html
+ */
+export const SqlState = {
+  uniqueViolation: '23505',
+  invalidParameterValue: '22023',
+  undefinedTable: '42P01',
+  undefinedFunction: '42883',
+  invalidCatalogName: '3D000',
+  adminShutdown: '57P01',
+  crashShutdown: '57P02',
+  cannotConnectNow: '57P03',
+  serializationFailure: '40001',
+  deadlockDetected: '40P01',
+  queryCanceled: '57014',
+} as const;
+
+export function sqlStateOf(error: unknown): string | undefined {
+  if (typeof error === 'object' && error !== null && 'code' in error) {
+    const code = (error as { code: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+  }
+  return undefined;
+}
+
+/** Errors that mean the connection or server went away, not that the statement was wrong. */
+export function isConnectionError(error: unknown): boolean {
+  const state = sqlStateOf(error);
+  if (state !== undefined) return state.startsWith('08') || state.startsWith('57P');
+  if (typeof error === 'object' && error !== null && 'code' in error) {
+    const code = (error as { code: unknown }).code;
+    return typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code);
+  }
+  return false;
+}

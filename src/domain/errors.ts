@@ -1,0 +1,50 @@
+/**
+ * The one error hierarchy of Tasker. Every error we raise on purpose is a `TaskerError` with a stable
+ * `code` (documented in docs/errors.md), a message that says what, where and how to fix it, structured
+ * `details` for programs, and the underlying `cause` when there is one.
+ */
+export type TaskerErrorCode =
+  | 'TASKER_INVALID_QUEUE_NAME'
+  | 'TASKER_INVALID_ARGUMENT'
+  | 'TASKER_DATABASE_URL_INVALID'
+  | 'TASKER_DATABASE_UNAVAILABLE'
+  | 'TASKER_SCHEMA_TOO_NEW'
+  | 'TASKER_SCHEMA_NOT_MIGRATED'
+  | 'TASKER_MIGRATION_CHANGED'
+  | 'TASKER_MIGRATION_FAILED'
+  | 'TASKER_QUEUE_NOT_FOUND'
+  | 'TASKER_LISTENER_FAILED'
+  | 'TASKER_CLOSED';
+
+export class TaskerError extends Error {
+  readonly code: TaskerErrorCode;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(
+    code: TaskerErrorCode,
+    message: string,
+    options: { details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.details = options.details ?? {};
+  }
+
+  toJSON(): { code: TaskerErrorCode; message: string; details: Readonly<Record<string, unknown>> } {
+    return { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+/** A caller passed a value we cannot use; the message names the value and the accepted form. */
+export class ValidationError extends TaskerError {}
+
+/** Database connection, schema and migration problems. */
+export class DatabaseError extends TaskerError {}
+
+/** Queue and notification problems. */
+export class MessagingError extends TaskerError {}
+
+export function isTaskerError(error: unknown): error is TaskerError {
+  return error instanceof TaskerError;
+}
