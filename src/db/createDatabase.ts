@@ -18,7 +18,14 @@ export async function ensureDatabaseExists(url: string): Promise<boolean> {
     await probe.connect();
     return false;
   } catch (error) {
-    if (sqlStateOf(error) !== '3D000') throw error;
+    if (sqlStateOf(error) !== '3D000') {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new DatabaseError(
+        'TASKER_DATABASE_UNAVAILABLE',
+        `cannot reach the database at ${redactUrl(url)}: ${reason}. Check that PostgreSQL is running and DATABASE_URL is right.`,
+        { cause: error },
+      );
+    }
   } finally {
     await probe.end().catch(() => undefined);
   }

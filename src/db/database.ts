@@ -3,7 +3,8 @@
  * `pg` pool (`postgresDatabase.ts`) and an embedded PGlite database (`pgliteDatabase.ts`).
  */
 
-export type SqlParam = string | number | boolean | bigint | null | Date | Buffer | readonly unknown[] | object;
+export type SqlParam =
+  string | number | boolean | bigint | null | Date | Buffer | readonly unknown[] | object;
 
 export interface QueryResult<Row> {
   rows: Row[];

@@ -109,12 +109,18 @@ function checkApplied(db: Database, applied: AppliedRow[], known: Migration[]): 
 }
 
 /** Reads the schema version without changing anything. */
-export async function schemaStatus(db: Database, migrations: Migration[] = loadMigrations()): Promise<SchemaStatus> {
+export async function schemaStatus(
+  db: Database,
+  migrations: Migration[] = loadMigrations(),
+): Promise<SchemaStatus> {
   return checkApplied(db, (await readApplied(db)) ?? [], migrations);
 }
 
 /** For services: refuse to run against a database that is behind or ahead of this build. */
-export async function assertSchemaCurrent(db: Database, migrations: Migration[] = loadMigrations()): Promise<void> {
+export async function assertSchemaCurrent(
+  db: Database,
+  migrations: Migration[] = loadMigrations(),
+): Promise<void> {
   const status = await schemaStatus(db, migrations);
   if (status.pending.length > 0) {
     throw new DatabaseError(
@@ -130,7 +136,10 @@ export async function assertSchemaCurrent(db: Database, migrations: Migration[] 
  * this at once; one applies, the others wait on the lock and then find nothing to do. A failing migration
  * rolls everything back, so the schema is never half-migrated.
  */
-export async function migrate(db: Database, migrations: Migration[] = loadMigrations()): Promise<MigrationReport> {
+export async function migrate(
+  db: Database,
+  migrations: Migration[] = loadMigrations(),
+): Promise<MigrationReport> {
   return db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
     await tx.exec(`

@@ -20,7 +20,7 @@ function quoteIdentifier(name: string): string {
  */
 export function pgliteDataDir(url: string): string | undefined {
   const target = url.slice('pglite:'.length).replace(/^\/\/(?=\/)/, '');
-  if (target === '' ) {
+  if (target === '') {
     throw new ValidationError(
       'TASKER_DATABASE_URL_INVALID',
       'DATABASE_URL "pglite:" names no folder: use pglite:<folder> (for example pglite:./.tasker/db) or pglite:memory',
@@ -52,7 +52,10 @@ export class PgliteDatabase implements Database {
     return new PgliteDatabase(db, url);
   }
 
-  async query<Row = Record<string, unknown>>(sql: string, params?: readonly SqlParam[]): Promise<QueryResult<Row>> {
+  async query<Row = Record<string, unknown>>(
+    sql: string,
+    params?: readonly SqlParam[],
+  ): Promise<QueryResult<Row>> {
     const result = await this.db.query<Row>(sql, params as unknown[] | undefined);
     return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
   }

@@ -18,7 +18,7 @@ export const SqlState = {
 
 export function sqlStateOf(error: unknown): string | undefined {
   if (typeof error === 'object' && error !== null && 'code' in error) {
-    const code = (error as { code: unknown }).code;
+    const code = error.code;
     if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
   }
   return undefined;
@@ -29,7 +29,7 @@ export function isConnectionError(error: unknown): boolean {
   const state = sqlStateOf(error);
   if (state !== undefined) return state.startsWith('08') || state.startsWith('57P');
   if (typeof error === 'object' && error !== null && 'code' in error) {
-    const code = (error as { code: unknown }).code;
+    const code = error.code;
     return typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code);
   }
   return false;

@@ -10,7 +10,12 @@ const QUEUE_NAME = /^[a-z_][a-z0-9_]*$/;
  * @throws ValidationError with code TASKER_INVALID_QUEUE_NAME
  */
 export function assertValidQueueName(queue: unknown): asserts queue is string {
-  if (typeof queue !== 'string' || queue.length === 0 || queue.length > MAX_QUEUE_NAME_LENGTH || !QUEUE_NAME.test(queue)) {
+  if (
+    typeof queue !== 'string' ||
+    queue.length === 0 ||
+    queue.length > MAX_QUEUE_NAME_LENGTH ||
+    !QUEUE_NAME.test(queue)
+  ) {
     const shown = typeof queue === 'string' ? JSON.stringify(queue) : String(queue);
     throw new ValidationError(
       'TASKER_INVALID_QUEUE_NAME',

@@ -17,7 +17,11 @@ declare module 'vitest' {
  */
 export default async function setup(project: TestProject): Promise<void> {
   const fingerprint = createHash('sha256')
-    .update(loadMigrations().map((m) => m.checksum).join())
+    .update(
+      loadMigrations()
+        .map((m) => m.checksum)
+        .join(),
+    )
     .digest('hex')
     .slice(0, 12);
   const template = `tasker_test_template_${fingerprint}`;
@@ -27,6 +31,7 @@ export default async function setup(project: TestProject): Promise<void> {
   } catch (error) {
     throw new Error(
       `tests need PostgreSQL at ${ADMIN_URL.replace(/:[^:@/]*@/, ':***@')} (set TEST_DATABASE_URL): ${(error as Error).message}`,
+      { cause: error },
     );
   }
   try {
@@ -41,7 +46,9 @@ export default async function setup(project: TestProject): Promise<void> {
       } finally {
         await db.close();
       }
-      await admin.query(`ALTER DATABASE ${admin.escapeIdentifier(building)} RENAME TO ${admin.escapeIdentifier(template)}`);
+      await admin.query(
+        `ALTER DATABASE ${admin.escapeIdentifier(building)} RENAME TO ${admin.escapeIdentifier(template)}`,
+      );
     }
     // Leftovers of interrupted runs: old templates, and per-file databases (named tasker_t_<epoch seconds>_...)
     // older than an hour, so a run going on in parallel keeps its own.
@@ -52,7 +59,9 @@ export default async function setup(project: TestProject): Promise<void> {
       [template],
     );
     for (const { datname } of stale.rows) {
-      await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(datname)} WITH (FORCE)`).catch(() => undefined);
+      await admin
+        .query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(datname)} WITH (FORCE)`)
+        .catch(() => undefined);
     }
   } finally {
     await admin.end();

@@ -42,7 +42,9 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
     const template = options.migrated === false ? 'template0' : inject('templateDatabase');
     for (let attempt = 1; ; attempt++) {
       try {
-        await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)} TEMPLATE ${admin.escapeIdentifier(template)}`);
+        await admin.query(
+          `CREATE DATABASE ${admin.escapeIdentifier(name)} TEMPLATE ${admin.escapeIdentifier(template)}`,
+        );
         return;
       } catch (error) {
         // Two files cloning the template at the same instant: PostgreSQL refuses the second; try again.
@@ -85,7 +87,9 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
         if (leaked.length > 0) {
           throw new Error(
             `connection leak: ${leaked.length} connection(s) to ${name} still open after the test closed its pools: ` +
-              leaked.map((row) => `${row.application_name || '(no name)'} [${row.state ?? '?'}] ${row.query}`).join('; '),
+              leaked
+                .map((row) => `${row.application_name || '(no name)'} [${row.state ?? '?'}] ${row.query}`)
+                .join('; '),
           );
         }
       });
@@ -103,7 +107,8 @@ export function useTestDatabase(options: { migrated?: boolean } = {}): () => Tes
     await current?.drop();
   });
   return () => {
-    if (current === undefined) throw new Error('useTestDatabase: the database exists only inside tests and hooks');
+    if (current === undefined)
+      throw new Error('useTestDatabase: the database exists only inside tests and hooks');
     return current;
   };
 }
@@ -133,7 +138,8 @@ export function useBackendDatabase(backend: Backend): () => Database {
     await db?.close();
   });
   return () => {
-    if (db === undefined) throw new Error('useBackendDatabase: the database exists only inside tests and hooks');
+    if (db === undefined)
+      throw new Error('useBackendDatabase: the database exists only inside tests and hooks');
     return db;
   };
 }

@@ -46,7 +46,10 @@ describe.each(BACKENDS)('PGMQ-compatible queue on %s', (backend) => {
     const deletedId = await provider.send(queue, { keep: false });
     expect(await provider.ack(queue, archivedId)).toBe(true);
     expect(await provider.ack(queue, archivedId)).toBe(false);
-    const { rows: deleted } = await db.query<{ ok: boolean }>('SELECT pgmq.delete($1, $2::bigint) AS ok', [queue, deletedId]);
+    const { rows: deleted } = await db.query<{ ok: boolean }>('SELECT pgmq.delete($1, $2::bigint) AS ok', [
+      queue,
+      deletedId,
+    ]);
     expect(deleted[0]?.ok).toBe(true);
     const live = await db.query(`SELECT msg_id FROM pgmq.q_${queue}`);
     expect(live.rows).toEqual([]);
@@ -73,11 +76,20 @@ describe.each(BACKENDS)('PGMQ-compatible queue on %s', (backend) => {
     const ids = await provider.sendBatch(queue, payloads);
     expect(ids).toHaveLength(50);
     expect(new Set(ids).size).toBe(50);
-    const received = await provider.receive<{ i: number }>(queue, { limit: 100, visibilityTimeoutSeconds: 30 });
+    const received = await provider.receive<{ i: number }>(queue, {
+      limit: 100,
+      visibilityTimeoutSeconds: 30,
+    });
     expect(received.map((m) => m.payload)).toEqual(payloads);
-    const { rows } = await getDb().query<{ id: unknown }>('SELECT pgmq.archive($1, $2::bigint[]) AS id', [queue, ids.slice(0, 30)]);
+    const { rows } = await getDb().query<{ id: unknown }>('SELECT pgmq.archive($1, $2::bigint[]) AS id', [
+      queue,
+      ids.slice(0, 30),
+    ]);
     expect(rows.map((r) => String(r.id)).sort()).toEqual(ids.slice(0, 30).sort());
-    const { rows: del } = await getDb().query<{ id: unknown }>('SELECT pgmq.delete($1, $2::bigint[]) AS id', [queue, ids.slice(30)]);
+    const { rows: del } = await getDb().query<{ id: unknown }>('SELECT pgmq.delete($1, $2::bigint[]) AS id', [
+      queue,
+      ids.slice(30),
+    ]);
     expect(del).toHaveLength(20);
     expect(await provider.queueDepth(queue)).toMatchObject({ total: 0 });
   });
@@ -109,7 +121,9 @@ describe.each(BACKENDS)('PGMQ-compatible queue on %s', (backend) => {
     expect(Number(metrics.rows[0]?.total_messages)).toBe(3);
     const all = await db.query<{ queue_name: string }>('SELECT * FROM pgmq.metrics_all()');
     expect(all.rows.map((r) => r.queue_name)).toContain(queue);
-    const listed = await db.query<{ queue_name: string; is_partitioned: boolean }>('SELECT * FROM pgmq.list_queues()');
+    const listed = await db.query<{ queue_name: string; is_partitioned: boolean }>(
+      'SELECT * FROM pgmq.list_queues()',
+    );
     expect(listed.rows.find((r) => r.queue_name === queue)).toMatchObject({ is_partitioned: false });
     const purged = await db.query<{ n: unknown }>('SELECT pgmq.purge_queue($1) AS n', [queue]);
     expect(Number(purged.rows[0]?.n)).toBe(2);
@@ -145,15 +159,25 @@ describe.each(BACKENDS)('PGMQ-compatible queue on %s', (backend) => {
       .query('SELECT pgmq.create($1)', [name])
       .catch((e: unknown) => e);
     expect(sqlError).toMatchObject({ code: '22023' });
-    const meta = await getDb().query('SELECT count(*)::int AS n FROM pgmq.meta WHERE queue_name = $1', [name]);
+    const meta = await getDb().query('SELECT count(*)::int AS n FROM pgmq.meta WHERE queue_name = $1', [
+      name,
+    ]);
     expect(meta.rows[0]).toEqual({ n: 0 });
-    expect((await getDb().query("SELECT to_regclass('pgmq.meta') IS NOT NULL AS ok")).rows[0]).toEqual({ ok: true });
+    expect((await getDb().query("SELECT to_regclass('pgmq.meta') IS NOT NULL AS ok")).rows[0]).toEqual({
+      ok: true,
+    });
   });
 
   it('rejects a negative delay and a zero receive limit with clear errors', async () => {
     const { provider, queue } = await freshQueue();
-    await expect(provider.send(queue, {}, { delaySeconds: -1 })).rejects.toThrow(/delaySeconds must be a whole number of 0 or more/);
-    await expect(provider.receive(queue, { limit: 0, visibilityTimeoutSeconds: 1 })).rejects.toThrow(/limit must be/);
-    await expect(getDb().query('SELECT pgmq.send($1, $2::jsonb, -5)', [queue, '{}'])).rejects.toMatchObject({ code: '22023' });
+    await expect(provider.send(queue, {}, { delaySeconds: -1 })).rejects.toThrow(
+      /delaySeconds must be a whole number of 0 or more/,
+    );
+    await expect(provider.receive(queue, { limit: 0, visibilityTimeoutSeconds: 1 })).rejects.toThrow(
+      /limit must be/,
+    );
+    await expect(getDb().query('SELECT pgmq.send($1, $2::jsonb, -5)', [queue, '{}'])).rejects.toMatchObject({
+      code: '22023',
+    });
   });
 });

@@ -279,7 +279,10 @@ export class NotificationListener {
     }
     this.stateData.status = this.everConnected ? 'reconnecting' : 'connecting';
     const delay = this.backoffDelay(this.stateData.consecutiveFailures);
-    this.logger.warn({ err: this.stateData.lastError, retryInMs: delay }, 'listen connection failed; retrying');
+    this.logger.warn(
+      { err: this.stateData.lastError, retryInMs: delay },
+      'listen connection failed; retrying',
+    );
     this.scheduleReconnect(delay);
   }
 

@@ -47,7 +47,10 @@ const toDate = (value: Date | string): Date => (value instanceof Date ? value : 
 
 function assertNonNegativeInteger(value: number, what: string): void {
   if (!Number.isInteger(value) || value < 0) {
-    throw new ValidationError('TASKER_INVALID_ARGUMENT', `${what} must be a whole number of 0 or more, got ${value}`);
+    throw new ValidationError(
+      'TASKER_INVALID_ARGUMENT',
+      `${what} must be a whole number of 0 or more, got ${value}`,
+    );
   }
 }
 
@@ -91,9 +94,13 @@ export class PgmqMessagingProvider implements MessagingProvider {
     assertNonNegativeInteger(delay, 'delaySeconds');
     const { rows } = await this.run(queue, () =>
       options.notify === false
-        ? this.db.query<{ msg_id: string }>('SELECT pgmq.send($1, $2::jsonb, $3::integer) AS msg_id', [queue, JSON.stringify(payload), delay], {
-            name: 'tasker_pgmq_send',
-          })
+        ? this.db.query<{ msg_id: string }>(
+            'SELECT pgmq.send($1, $2::jsonb, $3::integer) AS msg_id',
+            [queue, JSON.stringify(payload), delay],
+            {
+              name: 'tasker_pgmq_send',
+            },
+          )
         : this.db.query<{ msg_id: string }>(
             'SELECT tasker.pgmq_send_with_notify($1, $2::jsonb, $3::integer) AS msg_id',
             [queue, JSON.stringify(payload), delay],
@@ -111,11 +118,10 @@ export class PgmqMessagingProvider implements MessagingProvider {
     const messages = payloads.map((payload) => JSON.stringify(payload));
     const { rows } = await this.run(queue, () =>
       options.notify === false
-        ? this.db.query<{ msg_id: string }>('SELECT msg_id FROM pgmq.send_batch($1, $2::jsonb[], $3::integer) AS msg_id', [
-            queue,
-            messages,
-            delay,
-          ])
+        ? this.db.query<{ msg_id: string }>(
+            'SELECT msg_id FROM pgmq.send_batch($1, $2::jsonb[], $3::integer) AS msg_id',
+            [queue, messages, delay],
+          )
         : this.db.query<{ msg_id: string }>(
             'SELECT msg_id FROM tasker.pgmq_send_batch_with_notify($1, $2::jsonb[], $3::integer) AS msg_id',
             [queue, messages, delay],
@@ -127,7 +133,10 @@ export class PgmqMessagingProvider implements MessagingProvider {
   async receive<T>(queue: string, options: ReceiveOptions): Promise<QueueMessage<T>[]> {
     assertValidQueueName(queue);
     if (!Number.isInteger(options.limit) || options.limit < 1) {
-      throw new ValidationError('TASKER_INVALID_ARGUMENT', `receive limit must be a whole number of 1 or more, got ${options.limit}`);
+      throw new ValidationError(
+        'TASKER_INVALID_ARGUMENT',
+        `receive limit must be a whole number of 1 or more, got ${options.limit}`,
+      );
     }
     assertNonNegativeInteger(options.visibilityTimeoutSeconds, 'visibilityTimeoutSeconds');
     const { rows } = await this.run(queue, () =>
@@ -171,9 +180,13 @@ export class PgmqMessagingProvider implements MessagingProvider {
     assertValidQueueName(queue);
     assertNonNegativeInteger(seconds, 'visibility seconds');
     const { rows } = await this.run(queue, () =>
-      this.db.query<{ msg_id: string }>('SELECT msg_id FROM pgmq.set_vt($1, $2::bigint, $3)', [queue, id, seconds], {
-        name: 'tasker_pgmq_set_vt',
-      }),
+      this.db.query<{ msg_id: string }>(
+        'SELECT msg_id FROM pgmq.set_vt($1, $2::bigint, $3)',
+        [queue, id, seconds],
+        {
+          name: 'tasker_pgmq_set_vt',
+        },
+      ),
     );
     return rows.length > 0;
   }
@@ -181,10 +194,11 @@ export class PgmqMessagingProvider implements MessagingProvider {
   async queueDepth(queue: string): Promise<QueueDepth> {
     assertValidQueueName(queue);
     const { rows } = await this.run(queue, () =>
-      this.db.query<{ queue_length: string | number; queue_visible_length: string | number; oldest_msg_age_sec: number | null }>(
-        'SELECT queue_length, queue_visible_length, oldest_msg_age_sec FROM pgmq.metrics($1)',
-        [queue],
-      ),
+      this.db.query<{
+        queue_length: string | number;
+        queue_visible_length: string | number;
+        oldest_msg_age_sec: number | null;
+      }>('SELECT queue_length, queue_visible_length, oldest_msg_age_sec FROM pgmq.metrics($1)', [queue]),
     );
     const row = rows[0];
     return {
@@ -207,7 +221,9 @@ export class PgmqMessagingProvider implements MessagingProvider {
     const catchUp = (): void => {
       for (const queue of wanted) onSignal({ kind: 'catch_up', queue });
     };
-    const unsubscribers = await Promise.all(channels.map((channel) => listener.subscribe(channel, onPayload)));
+    const unsubscribers = await Promise.all(
+      channels.map((channel) => listener.subscribe(channel, onPayload)),
+    );
     const offConnected = listener.onConnected(catchUp);
     // Messages sent before this subscription existed get no notification: read them now.
     if (listener.state.connected) catchUp();
@@ -246,7 +262,12 @@ export class PgmqMessagingProvider implements MessagingProvider {
       };
     }
     if (listenerState !== undefined && listenerState.status === 'failed') {
-      return { healthy: false, backend: 'pgmq', message: `listener failed: ${listenerState.lastError ?? 'unknown'}`, ...(listener && { listener }) };
+      return {
+        healthy: false,
+        backend: 'pgmq',
+        message: `listener failed: ${listenerState.lastError ?? 'unknown'}`,
+        ...(listener && { listener }),
+      };
     }
     return { healthy: true, backend: 'pgmq', message: 'operational', ...(listener && { listener }) };
   }
@@ -275,16 +296,24 @@ export class PgmqMessagingProvider implements MessagingProvider {
       const state = sqlStateOf(error);
       if (state === SqlState.undefinedTable) {
         this.knownQueues.delete(queue);
-        throw new MessagingError('TASKER_QUEUE_NOT_FOUND', `queue "${queue}" does not exist: create it with ensureQueue("${queue}") first`, {
-          details: { queue },
-          cause: error,
-        });
+        throw new MessagingError(
+          'TASKER_QUEUE_NOT_FOUND',
+          `queue "${queue}" does not exist: create it with ensureQueue("${queue}") first`,
+          {
+            details: { queue },
+            cause: error,
+          },
+        );
       }
       if (state === SqlState.invalidParameterValue) {
-        throw new ValidationError('TASKER_INVALID_ARGUMENT', error instanceof Error ? error.message : String(error), {
-          details: { queue },
-          cause: error,
-        });
+        throw new ValidationError(
+          'TASKER_INVALID_ARGUMENT',
+          error instanceof Error ? error.message : String(error),
+          {
+            details: { queue },
+            cause: error,
+          },
+        );
       }
       throw error;
     }

@@ -1,0 +1,31 @@
+import { Command } from 'commander';
+import { isTaskerError } from '../domain/errors.ts';
+import { redactSecrets } from '../db/connectionString.ts';
+import { registerMigrateCommand } from './migrateCommand.ts';
+import { registerQueueCommands } from './queueCommands.ts';
+import { registerDemoCommand } from './demoCommand.ts';
+
+const program = new Command()
+  .name('tasker')
+  .description('Tasker: DAG workflow orchestration on PostgreSQL for TypeScript step handlers')
+  .showHelpAfterError();
+
+registerMigrateCommand(program);
+registerQueueCommands(program);
+registerDemoCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  // Operators get the message, its code and no stack trace; TASKER_DEBUG=1 shows the stack.
+  if (isTaskerError(error)) {
+    process.stderr.write(`✗ ${redactSecrets(error.message)} [${error.code}]\n`);
+  } else {
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`✗ ${redactSecrets(message)}\n`);
+  }
+  if (process.env.TASKER_DEBUG === '1' && error instanceof Error && error.stack !== undefined) {
+    process.stderr.write(`${redactSecrets(error.stack)}\n`);
+  }
+  process.exitCode = 1;
+}
