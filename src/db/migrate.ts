@@ -34,7 +34,7 @@ export interface MigrationReport extends SchemaStatus {
 
 export function loadMigrations(dir: string = DEFAULT_MIGRATIONS_DIR): Migration[] {
   const migrations = readdirSync(dir)
-    .filter((file) => file.endsWith('.sql'))
+    .filter((file) => /\.sql$/i.test(file))
     .map((file): Migration => {
       const match = MIGRATION_FILE.exec(file);
       if (match === null) {
