@@ -2,7 +2,10 @@ import type { Command } from 'commander';
 import { migrate } from '../db/migrate.ts';
 import { PgmqMessagingProvider } from '../messaging/pgmq/pgmqMessagingProvider.ts';
 import type { QueueSignal } from '../messaging/messagingProvider.ts';
-import { openCreatingDatabase } from './databaseOption.ts';
+import { openCreatingDatabase, resolveDatabase } from './databaseOption.ts';
+import { loadConfig } from '../config/loadConfig.ts';
+import { listenerOptions } from '../config/runtimeOptions.ts';
+import { createLogger } from '../observability/logger.ts';
 import type { DatabaseOptions } from './databaseOption.ts';
 
 const EMBEDDED_DEMO_URL = 'pglite:./.tasker/demo';
@@ -27,11 +30,30 @@ export function registerDemoCommand(program: Command): void {
     .description(
       'watch the queue work: send, wake up on NOTIFY, claim, archive (embedded database unless DATABASE_URL is set)',
     )
-    .option('-d, --database-url <url>', `database to use (default: $DATABASE_URL, else ${EMBEDDED_DEMO_URL})`)
+    .option(
+      '-d, --database-url <url>',
+      `database to use (default: DATABASE_URL when set, else ${EMBEDDED_DEMO_URL})`,
+    )
     .action(async (options: DatabaseOptions) => {
-      const url = options.databaseUrl ?? process.env.DATABASE_URL ?? EMBEDDED_DEMO_URL;
-      const { db } = await openCreatingDatabase(url);
-      const provider = new PgmqMessagingProvider(db);
+      const loaded = loadConfig();
+      const { config } = loaded;
+      // The demo runs without a server unless one is asked for explicitly.
+      const serverAsked =
+        options.databaseUrl !== undefined ||
+        [...loaded.provenance.values()].some((s) => s.startsWith('environment variable DATABASE_URL'));
+      const url = serverAsked ? resolveDatabase(options, loaded).url : EMBEDDED_DEMO_URL;
+      const { db } = await openCreatingDatabase(url, resolveDatabase(options, loaded).pool);
+      // Human-readable lines go to stdout; warnings and errors still reach stderr as JSON logs.
+      const level =
+        config.telemetry.log_level === 'info' ||
+        config.telemetry.log_level === 'debug' ||
+        config.telemetry.log_level === 'trace'
+          ? 'warn'
+          : config.telemetry.log_level;
+      const provider = new PgmqMessagingProvider(db, {
+        logger: createLogger({ level }),
+        listenerOptions: listenerOptions(config),
+      });
       try {
         out(
           `Database: ${db.displayName} (${db.kind === 'pglite' ? 'embedded PGlite, no server needed' : 'PostgreSQL'})`,
@@ -41,7 +63,7 @@ export function registerDemoCommand(program: Command): void {
           `✓ Schema at version ${report.current}${report.applied.length > 0 ? ` (applied ${report.applied.length} migrations)` : ''}`,
         );
         await provider.ensureQueue(QUEUE);
-        await runDemo(provider);
+        await runDemo(provider, config.pgmq.visibility_timeout_seconds);
       } finally {
         await provider.close();
         await db.close();
@@ -49,7 +71,7 @@ export function registerDemoCommand(program: Command): void {
     });
 }
 
-async function runDemo(provider: PgmqMessagingProvider): Promise<void> {
+async function runDemo(provider: PgmqMessagingProvider, visibilityTimeoutSeconds: number): Promise<void> {
   const total = 6;
   const latencies: number[] = [];
   let draining = Promise.resolve();
@@ -62,7 +84,7 @@ async function runDemo(provider: PgmqMessagingProvider): Promise<void> {
     for (;;) {
       const messages = await provider.receive<DemoMessage>(QUEUE, {
         limit: 10,
-        visibilityTimeoutSeconds: 30,
+        visibilityTimeoutSeconds,
       });
       if (messages.length === 0) return;
       for (const message of messages) {

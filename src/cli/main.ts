@@ -4,6 +4,7 @@ import { redactSecrets } from '../db/connectionString.ts';
 import { registerMigrateCommand } from './migrateCommand.ts';
 import { registerQueueCommands } from './queueCommands.ts';
 import { registerDemoCommand } from './demoCommand.ts';
+import { registerConfigCommands } from './configCommands.ts';
 
 const program = new Command()
   .name('tasker')
@@ -13,6 +14,7 @@ const program = new Command()
 registerMigrateCommand(program);
 registerQueueCommands(program);
 registerDemoCommand(program);
+registerConfigCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { migrate, schemaStatus } from '../db/migrate.ts';
-import { addDatabaseOption, openCreatingDatabase, resolveDatabaseUrl } from './databaseOption.ts';
+import { addDatabaseOption, openCreatingDatabase, resolveDatabase } from './databaseOption.ts';
 import type { DatabaseOptions } from './databaseOption.ts';
 
 const label = (m: { version: number; name: string }): string =>
@@ -13,8 +13,12 @@ export function registerMigrateCommand(program: Command): void {
       .description('apply pending database migrations (safe to run from several processes at once)')
       .option('--status', 'only show the schema version and pending migrations'),
   ).action(async (options: DatabaseOptions & { status?: boolean }) => {
-    const url = resolveDatabaseUrl(options);
-    const { db, created } = await openCreatingDatabase(url);
+    const { url, pool } = resolveDatabase(options);
+    const { db, created } = await openCreatingDatabase(url, {
+      ...pool,
+      maxConnections: 2,
+      minConnections: 0,
+    });
     try {
       if (created) process.stdout.write(`✓ Created database ${db.displayName}\n`);
       if (options.status === true) {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { assertSchemaCurrent } from '../db/migrate.ts';
 import { openDatabase } from '../db/openDatabase.ts';
-import { addDatabaseOption, resolveDatabaseUrl } from './databaseOption.ts';
+import { addDatabaseOption, resolveDatabase } from './databaseOption.ts';
 import type { DatabaseOptions } from './databaseOption.ts';
 
 interface MetricsRow {
@@ -16,7 +16,8 @@ export function registerQueueCommands(program: Command): void {
   const queue = program.command('queue').description('inspect the message queues');
   addDatabaseOption(queue.command('list').description('list queues with their depth and age')).action(
     async (options: DatabaseOptions) => {
-      const db = await openDatabase(resolveDatabaseUrl(options), { maxConnections: 1 });
+      const { url, pool } = resolveDatabase(options);
+      const db = await openDatabase(url, { ...pool, maxConnections: 1, minConnections: 0 });
       try {
         await assertSchemaCurrent(db);
         const { rows } = await db.query<MetricsRow>('SELECT * FROM pgmq.metrics_all()');

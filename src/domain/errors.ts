@@ -4,6 +4,7 @@
  * `details` for programs, and the underlying `cause` when there is one.
  */
 export type TaskerErrorCode =
+  | 'TASKER_CONFIG_INVALID'
   | 'TASKER_INVALID_QUEUE_NAME'
   | 'TASKER_INVALID_ARGUMENT'
   | 'TASKER_DATABASE_URL_INVALID'
@@ -44,6 +45,38 @@ export class DatabaseError extends TaskerError {}
 
 /** Queue and notification problems. */
 export class MessagingError extends TaskerError {}
+
+/** One configuration mistake: where it is (file, key path) and what is wrong with it. */
+export interface ConfigProblem {
+  /** A file relative to the config root (`environments/production/orchestration.toml`), or `environment variable X`. */
+  source: string;
+  /** Dotted key path, e.g. `orchestration.polling.batch_size`; empty for whole-file problems. */
+  path: string;
+  message: string;
+}
+
+export function formatConfigProblem(problem: ConfigProblem): string {
+  return problem.path === ''
+    ? `${problem.source}: ${problem.message}`
+    : `${problem.source}: ${problem.path}: ${problem.message}`;
+}
+
+/** Every problem found in the configuration at once, not only the first. */
+export class ConfigError extends TaskerError {
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(problems: readonly ConfigProblem[]) {
+    const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`;
+    super(
+      'TASKER_CONFIG_INVALID',
+      `configuration has ${count}:\n${problems.map((p) => `  ${formatConfigProblem(p)}`).join('\n')}`,
+      {
+        details: { problems },
+      },
+    );
+    this.problems = problems;
+  }
+}
 
 export function isTaskerError(error: unknown): error is TaskerError {
   return error instanceof TaskerError;

@@ -1,0 +1,29 @@
+import { redactUrl } from '../db/connectionString.ts';
+import { configSchema } from './schema.ts';
+import type { TaskerConfig } from './schema.ts';
+import { childSchema, keyDocs, unwrap } from './schemaBuilder.ts';
+import type { z } from 'zod';
+
+function redactValue(value: unknown): unknown {
+  if (typeof value !== 'string') return '***';
+  const redacted = redactUrl(value);
+  return redacted === value && !/^[a-z][a-z0-9+.-]*:/i.test(value) ? '***' : redacted;
+}
+
+function redactNode(value: unknown, schema: z.ZodType | undefined): unknown {
+  if (schema !== undefined && keyDocs.get(unwrap(schema))?.secret === true) return redactValue(value);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const result: Record<string, unknown> = {};
+  for (const [key, child] of Object.entries(value)) {
+    result[key] = redactNode(child, schema === undefined ? undefined : childSchema(schema, key));
+  }
+  return result;
+}
+
+/**
+ * A copy safe to print: keys marked secret in the schema lose their password (URLs) or their whole value.
+ * URLs keep host and database so an operator can still see where Tasker points.
+ */
+export function redactConfig(config: TaskerConfig): TaskerConfig {
+  return redactNode(config, configSchema) as TaskerConfig;
+}

@@ -1,0 +1,24 @@
+import type { PostgresPoolOptions } from '../db/postgresDatabase.ts';
+import type { NotificationListenerOptions } from '../messaging/pgmq/notificationListener.ts';
+import type { TaskerConfig } from './schema.ts';
+
+/** `[database]` → the pool of PostgresDatabase. */
+export function poolOptions(config: TaskerConfig): PostgresPoolOptions {
+  const db = config.database;
+  return {
+    maxConnections: db.max_connections,
+    minConnections: db.min_connections,
+    connectionTimeoutMs: db.connection_timeout_ms,
+    idleTimeoutSeconds: db.idle_timeout_seconds,
+    maxLifetimeSeconds: db.max_lifetime_seconds,
+  };
+}
+
+/** `[pgmq]` → the LISTEN connection's heartbeat and reconnect cap. */
+export function listenerOptions(config: TaskerConfig): NotificationListenerOptions {
+  return {
+    heartbeatIntervalMs: config.pgmq.heartbeat_interval_ms,
+    heartbeatTimeoutMs: config.pgmq.heartbeat_timeout_ms,
+    reconnectMaxMs: config.pgmq.reconnect_max_ms,
+  };
+}

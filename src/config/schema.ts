@@ -1,0 +1,492 @@
+import type { z } from 'zod';
+import { bool, decimal, int, list, oneOf, table, text } from './schemaBuilder.ts';
+
+/**
+ * The one configuration schema: every key, its type, range, default and meaning. Types are inferred from it
+ * and docs/configuration.md is generated from it (`npm run docs:config`).
+ */
+
+export const DEPLOYMENT_MODES = ['Hybrid', 'EventDrivenOnly', 'PollingOnly'] as const;
+export type DeploymentMode = (typeof DEPLOYMENT_MODES)[number];
+export const MESSAGING_BACKENDS = ['pgmq', 'rabbitmq'] as const;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const MODES_PENDING = 'deployment modes (issue 6)';
+const SERVICES_PENDING = 'orchestration and worker services (issue 5)';
+const ENGINE_PENDING = 'workflow engine (issue 4)';
+const OPS_PENDING = 'operations surface (issue 7)';
+const RABBITMQ_PENDING = 'RabbitMQ backend (roadmap: later)';
+
+const MINUTE_MS = 60_000;
+const HOUR_MS = 60 * MINUTE_MS;
+
+/** Worker namespaces become queue names `worker_<ns>_queue`, which must fit PGMQ's 47 characters. */
+export const NAMESPACE_PATTERN = /^[a-z_][a-z0-9_]{0,33}$/;
+const NAMESPACE = {
+  pattern: NAMESPACE_PATTERN,
+  expected: 'namespace names (1-34 lowercase letters, digits, underscores)',
+};
+const CHANNEL = {
+  pattern: /^(pgmq_message_ready(\.([a-z_][a-z0-9_]{0,43}|\*))?|pgmq_queue_created)$/,
+  expected:
+    'channels: pgmq_message_ready, pgmq_message_ready.<namespace>, pgmq_message_ready.* or pgmq_queue_created',
+};
+const BIND_ADDRESS = { pattern: /^[^\s:]*:\d{1,5}$/, expected: 'host:port, for example 0.0.0.0:8080' };
+const URL_EXPECTED = 'a URL';
+
+const poolSettings = {
+  max_connections: int(1, 10_000, 10, 'Largest number of connections in the pool.'),
+  min_connections: int(
+    0,
+    10_000,
+    0,
+    'Connections kept open even when idle. Must not exceed max_connections.',
+  ),
+  connection_timeout_ms: int(
+    100,
+    10 * MINUTE_MS,
+    5_000,
+    'How long a query waits for a free connection before failing (pool exhausted).',
+  ),
+  idle_timeout_seconds: int(1, 86_400, 300, 'Close a connection idle this long (down to min_connections).'),
+  max_lifetime_seconds: int(1, 7 * 86_400, 1_800, 'Recycle every connection after this long.'),
+};
+
+const breaker = (errorThreshold: number, timeoutSeconds: number, halfOpenSeconds: number, what: string) =>
+  table(
+    {
+      enabled: bool(true, `Whether the ${what} breaker trips at all.`, { pending: OPS_PENDING }),
+      error_threshold: int(1, 10_000, errorThreshold, 'Consecutive errors that open the breaker.', {
+        pending: OPS_PENDING,
+      }),
+      timeout_seconds: int(1, 86_400, timeoutSeconds, 'Seconds the breaker stays open before a trial.', {
+        pending: OPS_PENDING,
+      }),
+      half_open_timeout_seconds: int(
+        1,
+        86_400,
+        halfOpenSeconds,
+        'Seconds of half-open trial: success closes the breaker, failure re-opens it.',
+        { pending: OPS_PENDING },
+      ),
+    },
+    { description: `Circuit breaker guarding ${what}.`, pending: OPS_PENDING },
+  );
+
+const executorPool = (min: number, max: number, high: number, low: number, what: string) =>
+  table(
+    {
+      min_executors: int(1, 10_000, min, 'Concurrency kept when the queue is short.', {
+        pending: OPS_PENDING,
+      }),
+      max_executors: int(1, 10_000, max, 'Concurrency ceiling under load.', { pending: OPS_PENDING }),
+      queue_high_watermark: int(
+        1,
+        10_000_000,
+        high,
+        'Queue depth above which concurrency grows toward max.',
+        {
+          pending: OPS_PENDING,
+        },
+      ),
+      queue_low_watermark: int(
+        0,
+        10_000_000,
+        low,
+        'Queue depth below which concurrency shrinks toward min.',
+        {
+          pending: OPS_PENDING,
+        },
+      ),
+    },
+    { description: `Executor pool for ${what}.`, pending: OPS_PENDING },
+  );
+
+const pollingBackoff = {
+  error_backoff_base_ms: int(1, HOUR_MS, 1_000, 'First wait after a failed poll; grows by the multiplier.', {
+    pending: MODES_PENDING,
+  }),
+  error_backoff_max_ms: int(1, HOUR_MS, 30_000, 'Longest wait between failing polls.', {
+    pending: MODES_PENDING,
+  }),
+  error_backoff_multiplier: decimal(1, 10, 2, 'Growth of the wait per consecutive failed poll.', {
+    pending: MODES_PENDING,
+  }),
+};
+
+const grpcSettings = (port: number) =>
+  table(
+    {
+      enabled: bool(true, 'Serve gRPC.', { pending: OPS_PENDING }),
+      bind_address: text(`0.0.0.0:${port}`, 'Address and port of the gRPC server.', {
+        ...BIND_ADDRESS,
+        pending: OPS_PENDING,
+      }),
+      enable_reflection: bool(true, 'Server reflection, so `grpcurl -plaintext host:port list` works.', {
+        pending: OPS_PENDING,
+      }),
+      enable_health_service: bool(true, 'grpc.health.v1.Health and tasker.v1.HealthService.', {
+        pending: OPS_PENDING,
+      }),
+    },
+    { description: 'gRPC server (health checks, reflection).', pending: OPS_PENDING },
+  );
+
+const webSettings = (port: number) =>
+  table(
+    {
+      enabled: bool(true, 'Serve the REST API and health endpoints.', { pending: SERVICES_PENDING }),
+      bind_address: text(`0.0.0.0:${port}`, 'Address and port of the HTTP server.', {
+        ...BIND_ADDRESS,
+        pending: SERVICES_PENDING,
+      }),
+      request_timeout_ms: int(100, 10 * MINUTE_MS, 30_000, 'Longest time a request may take.', {
+        pending: SERVICES_PENDING,
+      }),
+    },
+    { description: 'HTTP server.', pending: SERVICES_PENDING },
+  );
+
+const listenerSettings = (reconnectMs: number, healthCheckMs: number) => ({
+  listener_reconnect_interval_ms: int(
+    10,
+    10 * MINUTE_MS,
+    reconnectMs,
+    'First delay before re-opening a lost LISTEN connection; doubles per failure (with jitter).',
+    { pending: MODES_PENDING },
+  ),
+  listener_health_check_interval_ms: int(
+    100,
+    HOUR_MS,
+    healthCheckMs,
+    'How often the listener proves notifications still arrive (a NOTIFY to itself).',
+    { pending: MODES_PENDING },
+  ),
+});
+
+export const configSchema = table(
+  {
+    database: table(
+      {
+        url: text(
+          'postgres://root@127.0.0.1:5432/tasker_development',
+          'PostgreSQL URL, or pglite:<folder>.',
+          {
+            pattern: /^(postgres(ql)?:\/\/.+|pglite:.+)$/,
+            expected: 'a postgres://… or pglite:<folder> URL',
+            secret: true,
+          },
+        ),
+        ...poolSettings,
+        query_cache: table(
+          {
+            enabled: bool(false, 'Cache template lookups in memory.', { pending: ENGINE_PENDING }),
+            max_size: int(1, 1_000_000, 1_000, 'Most cached entries.', { pending: ENGINE_PENDING }),
+            ttl_seconds: int(1, 86_400, 300, 'Seconds an entry stays cached.', { pending: ENGINE_PENDING }),
+          },
+          { description: 'In-process cache for read-mostly queries.', pending: ENGINE_PENDING },
+        ),
+      },
+      { description: 'The PostgreSQL database and its connection pool.' },
+    ),
+
+    messaging: table(
+      {
+        backend: oneOf(
+          MESSAGING_BACKENDS,
+          'pgmq',
+          'Queue backend: PGMQ-style queues in PostgreSQL, or RabbitMQ.',
+          {
+            pending: RABBITMQ_PENDING,
+          },
+        ),
+      },
+      { description: 'Which message queue carries work between services.' },
+    ),
+
+    pgmq: table(
+      {
+        visibility_timeout_seconds: int(
+          1,
+          43_200,
+          30,
+          'Seconds a received message stays invisible to other consumers (extended while a step runs).',
+        ),
+        heartbeat_interval_ms: int(
+          100,
+          HOUR_MS,
+          30_000,
+          'How often the LISTEN connection is proven alive by a NOTIFY to itself.',
+        ),
+        heartbeat_timeout_ms: int(10, MINUTE_MS, 5_000, 'How long that NOTIFY may take to come back.'),
+        reconnect_max_ms: int(10, HOUR_MS, 30_000, 'Cap on the delay between LISTEN reconnection attempts.'),
+      },
+      { description: 'The PGMQ-compatible queue in PostgreSQL and its notification listener.' },
+    ),
+
+    rabbitmq: table(
+      {
+        url: text('amqp://guest:guest@127.0.0.1:5672/%2F', 'AMQP URL of the broker.', {
+          pattern: /^amqps?:\/\/.+/,
+          expected: 'an amqp:// or amqps:// URL',
+          secret: true,
+          pending: RABBITMQ_PENDING,
+        }),
+        prefetch_count: int(1, 65_535, 100, 'Unacknowledged deliveries per consumer.', {
+          pending: RABBITMQ_PENDING,
+        }),
+        heartbeat_seconds: int(0, 3_600, 30, 'AMQP heartbeat; 0 disables.', { pending: RABBITMQ_PENDING }),
+      },
+      { description: 'RabbitMQ, when messaging.backend = "rabbitmq".', pending: RABBITMQ_PENDING },
+    ),
+
+    orchestration: table(
+      {
+        deployment_mode: oneOf(DEPLOYMENT_MODES, 'Hybrid', 'How this orchestrator learns of work.', {
+          pending: MODES_PENDING,
+        }),
+        max_concurrent_tasks: int(1, 1_000_000, 100, 'Tasks processed at once by this orchestrator.', {
+          pending: ENGINE_PENDING,
+        }),
+        task_timeout_seconds: int(1, 30 * 86_400, 3_600, 'A task running longer is moved to error.', {
+          pending: SERVICES_PENDING,
+        }),
+        shutdown_timeout_ms: int(0, 10 * MINUTE_MS, 30_000, 'Grace period for in-flight work on SIGTERM.', {
+          pending: SERVICES_PENDING,
+        }),
+        hybrid: table(
+          {
+            enable_event_listeners: bool(true, 'LISTEN for queue notifications.', { pending: MODES_PENDING }),
+            ...listenerSettings(5_000, 30_000),
+            enable_polling_fallback: bool(true, 'Poll as a safety net and when listeners fail.', {
+              pending: MODES_PENDING,
+            }),
+            polling_interval_ms: int(10, HOUR_MS, 1_000, 'Safety-net polling interval.', {
+              pending: MODES_PENDING,
+            }),
+            fallback_activation_threshold_ms: int(
+              10,
+              HOUR_MS,
+              5_000,
+              'Listener down or lagging this long switches polling to active fallback.',
+              { pending: MODES_PENDING },
+            ),
+          },
+          { description: 'Hybrid mode: listeners first, polling as fallback.', pending: MODES_PENDING },
+        ),
+        event_driven: table(
+          {
+            ...listenerSettings(2_000, 15_000),
+            max_reconnect_attempts: int(
+              0,
+              1_000_000,
+              10,
+              'Failed reconnects in a row before the listener is declared unhealthy.',
+              { pending: MODES_PENDING },
+            ),
+            channels: list(
+              CHANNEL,
+              ['pgmq_message_ready.orchestration', 'pgmq_message_ready.*', 'pgmq_queue_created'],
+              'Notification channels to LISTEN on; `.*` expands to every known namespace.',
+              { min: 1, pending: MODES_PENDING },
+            ),
+            listener_pool_size: int(1, 100, 5, 'Connections reserved for listening.', {
+              pending: MODES_PENDING,
+            }),
+            connection_timeout_ms: int(100, 10 * MINUTE_MS, 5_000, 'Timeout opening a listen connection.', {
+              pending: MODES_PENDING,
+            }),
+          },
+          { description: 'EventDrivenOnly mode: LISTEN/NOTIFY only, no polling.', pending: MODES_PENDING },
+        ),
+        polling: table(
+          {
+            task_request_poll_interval_ms: int(
+              10,
+              HOUR_MS,
+              1_000,
+              'Poll orchestration_task_requests this often.',
+              {
+                pending: MODES_PENDING,
+              },
+            ),
+            step_result_poll_interval_ms: int(
+              10,
+              HOUR_MS,
+              500,
+              'Poll orchestration_step_results this often.',
+              {
+                pending: MODES_PENDING,
+              },
+            ),
+            finalization_poll_interval_ms: int(
+              10,
+              HOUR_MS,
+              2_000,
+              'Poll orchestration_task_finalizations this often.',
+              { pending: MODES_PENDING },
+            ),
+            batch_size: int(1, 10_000, 10, 'Messages read per queue read.', { pending: MODES_PENDING }),
+            max_messages_per_poll: int(1, 1_000_000, 100, 'Most messages handled in one polling cycle.', {
+              pending: MODES_PENDING,
+            }),
+            ...pollingBackoff,
+          },
+          { description: 'PollingOnly mode (and the polling side of Hybrid).', pending: MODES_PENDING },
+        ),
+        worker_events: table(
+          {
+            enable_worker_listeners: bool(true, 'Listen for worker result notifications.', {
+              pending: MODES_PENDING,
+            }),
+            worker_listener_reconnect_ms: int(
+              10,
+              10 * MINUTE_MS,
+              5_000,
+              'Reconnect delay of that listener.',
+              {
+                pending: MODES_PENDING,
+              },
+            ),
+          },
+          { description: 'Notifications from workers to orchestration.', pending: MODES_PENDING },
+        ),
+        health: table(
+          {
+            health_check_interval_ms: int(100, HOUR_MS, 30_000, 'How often internal health is evaluated.', {
+              pending: OPS_PENDING,
+            }),
+            unhealthy_threshold: int(1, 1_000, 3, 'Failed checks in a row before reporting unhealthy.', {
+              pending: OPS_PENDING,
+            }),
+            recovery_threshold: int(1, 1_000, 2, 'Passed checks in a row before reporting healthy again.', {
+              pending: OPS_PENDING,
+            }),
+          },
+          { description: 'Health evaluation.', pending: OPS_PENDING },
+        ),
+        web: webSettings(8080),
+        grpc: grpcSettings(9190),
+      },
+      { description: 'The orchestration service.' },
+    ),
+
+    worker: table(
+      {
+        deployment_mode: oneOf(DEPLOYMENT_MODES, 'Hybrid', 'How this worker learns of work.', {
+          pending: MODES_PENDING,
+        }),
+        namespaces: list(NAMESPACE, [], 'Namespaces this worker serves (queues worker_<namespace>_queue).', {
+          pending: SERVICES_PENDING,
+        }),
+        max_concurrent_handlers: int(1, 100_000, 10, 'Handlers running at once.', {
+          pending: ENGINE_PENDING,
+        }),
+        handler_timeout_ms: int(
+          10,
+          7 * 24 * HOUR_MS,
+          30_000,
+          'Default per-step timeout (templates may override).',
+          {
+            pending: ENGINE_PENDING,
+          },
+        ),
+        hybrid: table(
+          {
+            enable_event_listeners: bool(true, 'LISTEN for step notifications.', { pending: MODES_PENDING }),
+            ...listenerSettings(5_000, 30_000),
+            enable_polling_fallback: bool(true, 'Poll as a safety net and when listeners fail.', {
+              pending: MODES_PENDING,
+            }),
+            polling_interval_ms: int(10, HOUR_MS, 1_000, 'Safety-net polling interval.', {
+              pending: MODES_PENDING,
+            }),
+            fallback_activation_threshold_ms: int(
+              10,
+              HOUR_MS,
+              5_000,
+              'Listener down or lagging this long switches polling to active fallback.',
+              { pending: MODES_PENDING },
+            ),
+          },
+          { description: 'Hybrid mode for the worker.', pending: MODES_PENDING },
+        ),
+        event_driven: table(
+          {
+            ...listenerSettings(2_000, 15_000),
+            max_reconnect_attempts: int(
+              0,
+              1_000_000,
+              10,
+              'Failed reconnects in a row before the listener is declared unhealthy.',
+              { pending: MODES_PENDING },
+            ),
+          },
+          { description: 'EventDrivenOnly mode for the worker.', pending: MODES_PENDING },
+        ),
+        polling: table(
+          {
+            polling_interval_ms: int(10, HOUR_MS, 1_000, 'Poll each namespace queue this often.', {
+              pending: MODES_PENDING,
+            }),
+            batch_size: int(1, 10_000, 10, 'Messages read per queue read.', { pending: MODES_PENDING }),
+            ...pollingBackoff,
+          },
+          { description: 'PollingOnly mode for the worker.', pending: MODES_PENDING },
+        ),
+        web: webSettings(8081),
+        grpc: grpcSettings(9191),
+      },
+      { description: 'The worker service.' },
+    ),
+
+    circuit_breakers: table(
+      {
+        database: breaker(5, 60, 30, 'database access'),
+        message_queue: breaker(10, 120, 60, 'the message queue'),
+      },
+      { description: 'Circuit breakers, by the dependency they guard.', pending: OPS_PENDING },
+    ),
+
+    executor_pools: table(
+      {
+        task_initializer: executorPool(2, 10, 100, 10, 'task creation'),
+        result_processor: executorPool(5, 20, 200, 20, 'step result processing'),
+        step_enqueuer: executorPool(3, 15, 150, 15, 'step enqueueing'),
+      },
+      { description: 'Elastic concurrency of orchestration stages.', pending: OPS_PENDING },
+    ),
+
+    telemetry: table(
+      {
+        log_level: oneOf(LOG_LEVELS, 'info', 'Lowest level written to the JSON log on stderr.'),
+        log_format: oneOf(['json', 'pretty'] as const, 'json', 'Log line format.', {
+          pending: SERVICES_PENDING,
+        }),
+        service_name: text('tasker', 'service.name of logs, metrics and traces.', { pending: OPS_PENDING }),
+        metrics: table(
+          {
+            enabled: bool(true, 'Serve Prometheus metrics at /metrics.', { pending: OPS_PENDING }),
+          },
+          { description: 'Prometheus metrics.', pending: OPS_PENDING },
+        ),
+        tracing: table(
+          {
+            enabled: bool(false, 'Export OpenTelemetry spans.', { pending: OPS_PENDING }),
+            otlp_endpoint: text('http://127.0.0.1:4318', 'OTLP/HTTP collector endpoint.', {
+              pattern: /^https?:\/\/.+/,
+              expected: URL_EXPECTED,
+              pending: OPS_PENDING,
+            }),
+            sample_ratio: decimal(0, 1, 1, 'Fraction of traces kept.', { pending: OPS_PENDING }),
+          },
+          { description: 'OpenTelemetry tracing.', pending: OPS_PENDING },
+        ),
+      },
+      { description: 'Logs, metrics and traces.' },
+    ),
+  },
+  { description: 'Tasker configuration.' },
+);
+
+export type TaskerConfig = z.output<typeof configSchema>;

@@ -1,0 +1,245 @@
+import type { z } from 'zod';
+import type { ConfigProblem } from '../domain/errors.ts';
+import { configSchema } from './schema.ts';
+import type { TaskerConfig } from './schema.ts';
+import { isTable, keyDocs, objectKeys, schemaAt, unwrap } from './schemaBuilder.ts';
+
+export type PathKey = string | number;
+
+/** `orchestration.polling.batch_size`, `worker.namespaces[2]`. */
+export function formatPath(path: readonly PathKey[]): string {
+  return path.reduce<string>((text, key) => {
+    if (typeof key === 'number') return `${text}[${key}]`;
+    return text === '' ? key : `${text}.${key}`;
+  }, '');
+}
+
+/** Which layer set a key: a file relative to the config folder, `environment variable X`, or `defaults`. */
+export type Provenance = ReadonlyMap<string, string>;
+
+const SOURCE_RANK = (source: string): number =>
+  source.startsWith('environment variable')
+    ? 3
+    : source.startsWith('environments/')
+      ? 2
+      : source === 'defaults'
+        ? 0
+        : 1;
+
+export function sourceOf(provenance: Provenance, path: readonly PathKey[]): string {
+  const keys = path.filter((key): key is string => typeof key === 'string');
+  for (let length = keys.length; length > 0; length--) {
+    const source = provenance.get(keys.slice(0, length).join('.'));
+    if (source !== undefined) return source;
+  }
+  return 'defaults';
+}
+
+function valueAt(root: unknown, path: readonly PathKey[]): unknown {
+  let current = root;
+  for (const key of path) {
+    if (typeof current !== 'object' || current === null) return undefined;
+    current = (current as Record<string | number, unknown>)[key];
+  }
+  return current;
+}
+
+/** How a found value is shown: strings quoted, tables and arrays named, long values cut. */
+export function describeFound(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value instanceof Date) return `the date-time ${value.toISOString()}`;
+  if (Array.isArray(value)) {
+    const json = JSON.stringify(value);
+    return json.length > 60 ? `an array of ${value.length} values` : json;
+  }
+  if (typeof value === 'object' && value !== null) return 'a table';
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
+    return String(value);
+  return typeof value;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0] ?? 0;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j] ?? 0;
+      row[j] = Math.min(current + 1, (row[j - 1] ?? 0) + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length] ?? 0;
+}
+
+function closest(key: string, candidates: string[]): string | undefined {
+  let best: { candidate: string; distance: number } | undefined;
+  for (const candidate of candidates) {
+    const distance = editDistance(key.toLowerCase(), candidate);
+    if (best === undefined || distance < best.distance) best = { candidate, distance };
+  }
+  return best !== undefined && best.distance <= Math.max(2, Math.floor(key.length / 4))
+    ? best.candidate
+    : undefined;
+}
+
+function unknownKeyMessage(parentPath: readonly PathKey[], key: string): string {
+  const parent = schemaAt(configSchema, parentPath);
+  const known = parent === undefined ? [] : objectKeys(parent);
+  const suggestion = closest(key, known);
+  const where = parentPath.length === 0 ? 'at the top level' : `in [${formatPath(parentPath)}]`;
+  return (
+    `unknown key "${key}"${suggestion === undefined ? '' : `; did you mean "${suggestion}"?`}` +
+    ` (known keys ${where}: ${known.join(', ')})`
+  );
+}
+
+function expectedAt(path: readonly PathKey[]): string | undefined {
+  const node = schemaAt(configSchema, path);
+  if (node === undefined) return undefined;
+  const doc = keyDocs.get(unwrap(node));
+  if (doc !== undefined) return doc.expected;
+  return isTable(node) ? `a table [${formatPath(path)}]` : undefined;
+}
+
+function issueProblems(issue: z.core.$ZodIssue, merged: unknown, provenance: Provenance): ConfigProblem[] {
+  const path = issue.path.filter((key): key is PathKey => typeof key !== 'symbol');
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => ({
+      source: sourceOf(provenance, [...path, key]),
+      path: formatPath([...path, key]),
+      message: unknownKeyMessage(path, key),
+    }));
+  }
+  const expected = expectedAt(path) ?? issue.message;
+  return [
+    {
+      source: sourceOf(provenance, path),
+      path: formatPath(path),
+      message: `expected ${expected}, found ${describeFound(valueAt(merged, path))}`,
+    },
+  ];
+}
+
+/** Contradictions between keys that are each valid alone. Checked only where both values are usable. */
+function crossFieldProblems(config: Record<string, unknown>, provenance: Provenance): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const num = (path: PathKey[]): number | undefined => {
+    const value = valueAt(config, path);
+    return typeof value === 'number' ? value : undefined;
+  };
+  const report = (paths: PathKey[][], message: string): void => {
+    const sources = paths.map((p) => ({ path: p, source: sourceOf(provenance, p) }));
+    const chosen = sources.reduce((best, s) => (SOURCE_RANK(s.source) > SOURCE_RANK(best.source) ? s : best));
+    problems.push({ source: chosen.source, path: formatPath(chosen.path), message });
+  };
+  const notAbove = (low: PathKey[], high: PathKey[], what: string): void => {
+    const a = num(low);
+    const b = num(high);
+    if (a !== undefined && b !== undefined && a > b) {
+      report([low, high], `${formatPath(low)} is ${a}, greater than ${formatPath(high)} (${b}): ${what}`);
+    }
+  };
+
+  notAbove(
+    ['database', 'min_connections'],
+    ['database', 'max_connections'],
+    'the pool cannot keep more connections than it may open',
+  );
+  for (const pool of ['task_initializer', 'result_processor', 'step_enqueuer']) {
+    notAbove(
+      ['executor_pools', pool, 'min_executors'],
+      ['executor_pools', pool, 'max_executors'],
+      'min_executors must not exceed max_executors',
+    );
+    notAbove(
+      ['executor_pools', pool, 'queue_low_watermark'],
+      ['executor_pools', pool, 'queue_high_watermark'],
+      'the low watermark must not exceed the high watermark',
+    );
+  }
+  for (const role of ['orchestration', 'worker']) {
+    notAbove(
+      [role, 'polling', 'error_backoff_base_ms'],
+      [role, 'polling', 'error_backoff_max_ms'],
+      'the first backoff must not exceed the cap',
+    );
+    const mode = valueAt(config, [role, 'deployment_mode']);
+    const listeners = valueAt(config, [role, 'hybrid', 'enable_event_listeners']);
+    const polling = valueAt(config, [role, 'hybrid', 'enable_polling_fallback']);
+    if (mode === 'Hybrid' && listeners === false && polling === false) {
+      report(
+        [
+          [role, 'hybrid', 'enable_event_listeners'],
+          [role, 'hybrid', 'enable_polling_fallback'],
+        ],
+        `Hybrid mode with both event listeners and polling disabled can never receive work: enable one, or choose ${role}.deployment_mode = "EventDrivenOnly" or "PollingOnly"`,
+      );
+    }
+    for (const server of ['web', 'grpc']) {
+      const address = valueAt(config, [role, server, 'bind_address']);
+      const port =
+        typeof address === 'string' ? Number(address.slice(address.lastIndexOf(':') + 1)) : undefined;
+      if (port !== undefined && Number.isInteger(port) && port > 65_535) {
+        report([[role, server, 'bind_address']], `port ${port} is out of range: use 0..65535`);
+      }
+    }
+  }
+  notAbove(
+    ['orchestration', 'polling', 'batch_size'],
+    ['orchestration', 'polling', 'max_messages_per_poll'],
+    'a poll cannot read more than it may handle',
+  );
+  const heartbeat = num(['pgmq', 'heartbeat_interval_ms']);
+  const heartbeatTimeout = num(['pgmq', 'heartbeat_timeout_ms']);
+  if (heartbeat !== undefined && heartbeatTimeout !== undefined && heartbeatTimeout >= heartbeat) {
+    report(
+      [
+        ['pgmq', 'heartbeat_timeout_ms'],
+        ['pgmq', 'heartbeat_interval_ms'],
+      ],
+      `pgmq.heartbeat_timeout_ms (${heartbeatTimeout}) must be shorter than pgmq.heartbeat_interval_ms (${heartbeat})`,
+    );
+  }
+  return problems;
+}
+
+const DEFAULTS: Record<string, unknown> = configSchema.parse({});
+
+function withDefaults(value: unknown, defaults: unknown): unknown {
+  if (typeof defaults !== 'object' || defaults === null || Array.isArray(defaults))
+    return value === undefined ? defaults : value;
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return value === undefined ? defaults : value;
+  const result: Record<string, unknown> = { ...(value as Record<string, unknown>) };
+  for (const [key, child] of Object.entries(defaults)) result[key] = withDefaults(result[key], child);
+  return result;
+}
+
+/** Validates the merged tree; returns the typed configuration, or every problem found. */
+export function validateConfig(
+  merged: Record<string, unknown>,
+  provenance: Provenance,
+): { config: TaskerConfig; problems: [] } | { config: undefined; problems: ConfigProblem[] } {
+  const result = configSchema.safeParse(merged);
+  const problems: ConfigProblem[] = [];
+  const seen = new Set<string>();
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      for (const problem of issueProblems(issue, merged, provenance)) {
+        // One problem per key: a value that is both fractional and too large is one mistake.
+        if (seen.has(problem.path)) continue;
+        seen.add(problem.path);
+        problems.push(problem);
+      }
+    }
+  }
+  const checked = result.success ? result.data : withDefaults(merged, DEFAULTS);
+  for (const problem of crossFieldProblems(checked as Record<string, unknown>, provenance)) {
+    if (!seen.has(problem.path)) problems.push(problem);
+  }
+  if (problems.length > 0 || !result.success) return { config: undefined, problems };
+  return { config: result.data, problems: [] };
+}
