@@ -4,6 +4,8 @@ import { ConfigError, formatConfigProblem } from '../domain/errors.ts';
 import { loadConfig } from '../config/loadConfig.ts';
 import type { LoadedConfig } from '../config/loadConfig.ts';
 import { redactConfig } from '../config/redactConfig.ts';
+import { sourceOf } from '../config/validateConfig.ts';
+import { redactSecrets } from '../db/connectionString.ts';
 
 const out = (line: string): void => {
   process.stdout.write(`${line}\n`);
@@ -17,15 +19,6 @@ function leaves(value: unknown, prefix: string, result: [string, unknown][]): [s
     result.push([prefix, value]);
   }
   return result;
-}
-
-function sourceOf(loaded: LoadedConfig, path: string): string {
-  const parts = path.split('.');
-  for (let length = parts.length; length > 0; length--) {
-    const source = loaded.provenance.get(parts.slice(0, length).join('.'));
-    if (source !== undefined) return source;
-  }
-  return 'defaults';
 }
 
 export function registerConfigCommands(program: Command): void {
@@ -43,7 +36,7 @@ export function registerConfigCommands(program: Command): void {
       } catch (error) {
         if (!(error instanceof ConfigError)) throw error;
         out(`✗ Configuration has ${error.problems.length} problem${error.problems.length === 1 ? '' : 's'}:`);
-        for (const problem of error.problems) out(`  ✗ ${formatConfigProblem(problem)}`);
+        for (const problem of error.problems) out(`  ✗ ${redactSecrets(formatConfigProblem(problem))}`);
         process.exitCode = 1;
         return;
       }
@@ -70,7 +63,7 @@ export function registerConfigCommands(program: Command): void {
       const redacted = redactConfig(loaded.config);
       if (options.sources === true) {
         for (const [path, value] of leaves(redacted, '', [])) {
-          out(`${path} = ${JSON.stringify(value)}  # ${sourceOf(loaded, path)}`);
+          out(`${path} = ${JSON.stringify(value)}  # ${sourceOf(loaded.provenance, path.split('.'))}`);
         }
         return;
       }

@@ -57,7 +57,14 @@ function parseFile(path: string, source: string, problems: ConfigProblem[]): Con
  * the whole layout with one file.
  */
 export function readConfigFiles(
-  options: { configRoot: string; environment: string; configPath?: string | undefined; cwd: string },
+  options: {
+    configRoot: string;
+    environment: string;
+    configPath?: string | undefined;
+    cwd: string;
+    /** False when TASKER_ENV was not set: a layout without environments/development/ is then just base. */
+    environmentRequired?: boolean;
+  },
   problems: ConfigProblem[],
 ): ConfigLayout {
   if (options.configPath !== undefined) {
@@ -89,7 +96,7 @@ export function readConfigFiles(
   const paths = tomlFilesIn(baseFolder);
   if (existsSync(environmentFolder)) {
     paths.push(...tomlFilesIn(environmentFolder));
-  } else {
+  } else if (options.environmentRequired !== false) {
     const known = existsSync(environmentsFolder)
       ? readdirSync(environmentsFolder).filter((name) =>
           statSync(join(environmentsFolder, name)).isDirectory(),

@@ -8,12 +8,15 @@ export interface InterpolationContext {
   env: Readonly<Record<string, string | undefined>>;
   source: string;
   problems: ConfigProblem[];
+  /** Paths whose value was one whole reference: typed by the schema later (a port stays a number). */
+  wholeReferences?: Set<string>;
 }
 
 /**
  * Replaces variable references in every string value of a parsed TOML tree. It runs on parsed values, not
- * on the file text, so a variable's value can never inject TOML. A value that is one whole reference and
- * resolves to a number or boolean becomes that number or boolean (`max_connections = "${POOL:-50}"`).
+ * on the file text, so a variable's value can never inject TOML. A value that is one whole reference is
+ * recorded in `wholeReferences`, so the loader can give it the type its key expects
+ * (`max_connections = "${POOL:-50}"` becomes 50, `service_name = "${NAME}"` stays a string).
  */
 export function interpolate(value: unknown, path: string, context: InterpolationContext): unknown {
   if (typeof value === 'string') return interpolateString(value, path, context);
@@ -37,14 +40,11 @@ function interpolateString(value: string, path: string, context: InterpolationCo
     context.problems.push({
       source: context.source,
       path,
-      message: `environment variable ${name} is not set and has no default: set it, or write \${${name}:-default}`,
+      message: `environment variable ${name} is not set (or is empty) and has no default: set it, or write \${${name}:-default}`,
     });
     return '';
   });
-  if (!WHOLE_REFERENCE.test(value)) return replaced;
-  if (/^-?\d+$/.test(replaced)) return Number(replaced);
-  if (/^-?\d+\.\d+$/.test(replaced)) return Number(replaced);
-  if (replaced === 'true' || replaced === 'false') return replaced === 'true';
+  if (WHOLE_REFERENCE.test(value)) context.wholeReferences?.add(path);
   return replaced;
 }
 

@@ -6,6 +6,8 @@ import type { Env } from './environmentOverrides.ts';
 import { interpolate, isPlainObject } from './interpolate.ts';
 import type { TaskerConfig } from './schema.ts';
 import { validateConfig } from './validateConfig.ts';
+import { configSchema } from './schema.ts';
+import { schemaAt, unwrap } from './schemaBuilder.ts';
 
 export interface LoadConfigOptions {
   /** @defaultValue process.env */
@@ -62,6 +64,25 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
   if (last !== undefined) current[last] = value;
 }
 
+/** `"${PORT}"` resolved to "8080" becomes 8080 where the schema expects a number (likewise booleans). */
+function typeWholeReferences(merged: Record<string, unknown>, paths: ReadonlySet<string>): void {
+  for (const path of paths) {
+    if (path.includes('[')) continue;
+    const keys = path.split('.');
+    const node = schemaAt(configSchema, keys);
+    if (node === undefined) continue;
+    const type = (unwrap(node).def as { type: string }).type;
+    const parent = keys
+      .slice(0, -1)
+      .reduce<unknown>((current, key) => (isPlainObject(current) ? current[key] : undefined), merged);
+    const last = keys[keys.length - 1];
+    if (!isPlainObject(parent) || last === undefined || typeof parent[last] !== 'string') continue;
+    const text = parent[last];
+    if (type === 'number' && /^-?\d+(\.\d+)?$/.test(text)) parent[last] = Number(text);
+    if (type === 'boolean' && (text === 'true' || text === 'false')) parent[last] = text === 'true';
+  }
+}
+
 /**
  * Loads the configuration for TASKER_ENV: base files, the environment's files over them, `${VAR}` references
  * resolved, then the seed's environment variables over everything, validated against the schema.
@@ -83,17 +104,24 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   }
   const configPath = env.TASKER_CONFIG_PATH?.trim() || undefined;
   const configRoot = env.TASKER_CONFIG_ROOT?.trim() || defaultConfigRoot(cwd);
-  const layout = readConfigFiles({ configRoot, environment, configPath, cwd }, problems);
+  const layout = readConfigFiles(
+    { configRoot, environment, configPath, cwd, environmentRequired: (env.TASKER_ENV ?? '').trim() !== '' },
+    problems,
+  );
 
   const merged: Record<string, unknown> = {};
   const provenance = new Map<string, string>();
+  const wholeReferences = new Set<string>();
   for (const file of layout.files) {
-    const resolved = interpolate(file.data, '', { env, source: file.source, problems }) as Record<
-      string,
-      unknown
-    >;
-    mergeLayer(merged, resolved, file.source, provenance);
+    const context = { env, source: file.source, problems, wholeReferences };
+    mergeLayer(
+      merged,
+      interpolate(file.data, '', context) as Record<string, unknown>,
+      file.source,
+      provenance,
+    );
   }
+  typeWholeReferences(merged, wholeReferences);
   for (const override of environmentOverrides(env, problems)) {
     setPath(merged, override.path, override.value);
     provenance.set(override.path.join('.'), `environment variable ${override.variable}`);

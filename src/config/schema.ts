@@ -31,7 +31,10 @@ const CHANNEL = {
   expected:
     'channels: pgmq_message_ready, pgmq_message_ready.<namespace>, pgmq_message_ready.* or pgmq_queue_created',
 };
-const BIND_ADDRESS = { pattern: /^[^\s:]*:\d{1,5}$/, expected: 'host:port, for example 0.0.0.0:8080' };
+const BIND_ADDRESS = {
+  pattern: /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]*):\d{1,5}$/,
+  expected: 'host:port, for example 0.0.0.0:8080 or [::]:8080',
+};
 const URL_EXPECTED = 'a URL';
 
 const poolSettings = {

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { redactUrl } from '../db/connectionString.ts';
 import type { ConfigProblem } from '../domain/errors.ts';
 import { configSchema } from './schema.ts';
 import type { TaskerConfig } from './schema.ts';
@@ -26,13 +27,20 @@ const SOURCE_RANK = (source: string): number =>
         ? 0
         : 1;
 
+/**
+ * The layer that set a key: the key itself, else (for a table) the highest-precedence layer that set
+ * anything inside it, else the schema defaults. Never a parent table's file: a key no layer set is a default.
+ */
 export function sourceOf(provenance: Provenance, path: readonly PathKey[]): string {
-  const keys = path.filter((key): key is string => typeof key === 'string');
-  for (let length = keys.length; length > 0; length--) {
-    const source = provenance.get(keys.slice(0, length).join('.'));
-    if (source !== undefined) return source;
+  const key = path.filter((part): part is string => typeof part === 'string').join('.');
+  const exact = provenance.get(key);
+  if (exact !== undefined) return exact;
+  let best: string | undefined;
+  for (const [candidate, source] of provenance) {
+    if (candidate.startsWith(`${key}.`) && (best === undefined || SOURCE_RANK(source) > SOURCE_RANK(best)))
+      best = source;
   }
-  return 'defaults';
+  return best ?? 'defaults';
 }
 
 function valueAt(root: unknown, path: readonly PathKey[]): unknown {
@@ -104,6 +112,18 @@ function expectedAt(path: readonly PathKey[]): string | undefined {
   return isTable(node) ? `a table [${formatPath(path)}]` : undefined;
 }
 
+/** A secret's found value is shown without its password, redacted before any shortening. */
+function describeFoundAt(path: readonly PathKey[], value: unknown): string {
+  const node = schemaAt(configSchema, path);
+  if (node !== undefined && keyDocs.get(unwrap(node))?.secret === true && typeof value === 'string') {
+    const redacted = redactUrl(value);
+    return redacted === value && !/^[a-z][a-z0-9+.-]*:/i.test(value)
+      ? '(a hidden value)'
+      : describeFound(redacted);
+  }
+  return describeFound(value);
+}
+
 function issueProblems(issue: z.core.$ZodIssue, merged: unknown, provenance: Provenance): ConfigProblem[] {
   const path = issue.path.filter((key): key is PathKey => typeof key !== 'symbol');
   if (issue.code === 'unrecognized_keys') {
@@ -118,7 +138,7 @@ function issueProblems(issue: z.core.$ZodIssue, merged: unknown, provenance: Pro
     {
       source: sourceOf(provenance, path),
       path: formatPath(path),
-      message: `expected ${expected}, found ${describeFound(valueAt(merged, path))}`,
+      message: `expected ${expected}, found ${describeFoundAt(path, valueAt(merged, path))}`,
     },
   ];
 }
@@ -128,7 +148,10 @@ function crossFieldProblems(config: Record<string, unknown>, provenance: Provena
   const problems: ConfigProblem[] = [];
   const num = (path: PathKey[]): number | undefined => {
     const value = valueAt(config, path);
-    return typeof value === 'number' ? value : undefined;
+    const node = schemaAt(configSchema, path);
+    return typeof value === 'number' && node !== undefined && node.safeParse(value).success
+      ? value
+      : undefined;
   };
   const report = (paths: PathKey[][], message: string): void => {
     const sources = paths.map((p) => ({ path: p, source: sourceOf(provenance, p) }));

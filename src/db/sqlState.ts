@@ -26,6 +26,9 @@ export function sqlStateOf(error: unknown): string | undefined {
 
 /** Errors that mean the connection or server went away, not that the statement was wrong. */
 export function isConnectionError(error: unknown): boolean {
+  if (typeof error === 'object' && error !== null && 'code' in error && error.code === 'TASKER_DATABASE_UNAVAILABLE') {
+    return true;
+  }
   const state = sqlStateOf(error);
   if (state !== undefined) return state.startsWith('08') || state.startsWith('57P');
   if (typeof error === 'object' && error !== null && 'code' in error) {

@@ -5,6 +5,7 @@
  */
 export type TaskerErrorCode =
   | 'TASKER_CONFIG_INVALID'
+  | 'TASKER_INVALID_TEMPLATE'
   | 'TASKER_INVALID_QUEUE_NAME'
   | 'TASKER_INVALID_ARGUMENT'
   | 'TASKER_DATABASE_URL_INVALID'
@@ -15,7 +16,16 @@ export type TaskerErrorCode =
   | 'TASKER_MIGRATION_FAILED'
   | 'TASKER_QUEUE_NOT_FOUND'
   | 'TASKER_LISTENER_FAILED'
-  | 'TASKER_CLOSED';
+  | 'TASKER_CLOSED'
+  | 'TASKER_TEMPLATE_NOT_FOUND'
+  | 'TASKER_INVALID_TASK_REQUEST'
+  | 'TASKER_INVALID_CONTEXT'
+  | 'TASKER_DUPLICATE_TASK'
+  | 'TASKER_TASK_NOT_FOUND'
+  | 'TASKER_TASK_TERMINAL'
+  | 'TASKER_UNKNOWN_HANDLER'
+  | 'TASKER_INVALID_TRANSITION'
+  | 'TASKER_IDEMPOTENCY_KEY_REQUIRED';
 
 export class TaskerError extends Error {
   readonly code: TaskerErrorCode;
@@ -42,6 +52,12 @@ export class ValidationError extends TaskerError {}
 
 /** Database connection, schema and migration problems. */
 export class DatabaseError extends TaskerError {}
+
+/** A request names something that does not exist (template, task). */
+export class NotFoundError extends TaskerError {}
+
+/** A request conflicts with what exists (duplicate task identity, a terminal task). */
+export class ConflictError extends TaskerError {}
 
 /** Queue and notification problems. */
 export class MessagingError extends TaskerError {}
