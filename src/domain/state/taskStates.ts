@@ -1,0 +1,195 @@
+/**
+ * The task state machine: tasker-core's 12 states and its transition table (reference §2.1), kept as data.
+ *
+ * A task's current state is the latest row of its append-only transitions table, written by compare-and-set
+ * (DESIGN §3). This module only answers "from this state, which state does this event lead to?"; whether the
+ * event should fire (for example, whether any step is ready) is the caller's decision.
+ */
+import {
+  edgesOf,
+  eventsFrom,
+  freezeTable,
+  lookupTransition,
+  targetsFrom,
+  transitionOrThrow as transitionOrThrowIn,
+} from './transitionTable.ts';
+import type { StateMachineDefinition, TransitionEdge, TransitionResult } from './transitionTable.ts';
+
+export const TASK_STATES = [
+  'pending',
+  'initializing',
+  'enqueuing_steps',
+  'steps_in_process',
+  'evaluating_results',
+  'waiting_for_dependencies',
+  'waiting_for_retry',
+  'blocked_by_failures',
+  'complete',
+  'error',
+  'cancelled',
+  'resolved_manually',
+] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+
+export const TERMINAL_TASK_STATES = ['complete', 'error', 'cancelled', 'resolved_manually'] as const;
+export type TerminalTaskState = (typeof TERMINAL_TASK_STATES)[number];
+
+/** States in which an orchestrator is working on the task right now (tasker-core's "active"). */
+export const ACTIVE_TASK_STATES = [
+  'initializing',
+  'enqueuing_steps',
+  'steps_in_process',
+  'evaluating_results',
+] as const;
+
+/** States task discovery picks tasks up from (tasker-core's "processable"). */
+export const PROCESSABLE_TASK_STATES = ['pending', 'waiting_for_dependencies', 'waiting_for_retry'] as const;
+
+/**
+ * Every task event, in the order of the transition table. Payload fields on `TaskEvent` are carried into
+ * the transition's metadata for the audit trail; the machine itself looks only at `type`.
+ */
+export const TASK_EVENT_TYPES = [
+  'start',
+  'ready_steps_found',
+  'no_steps_found',
+  'no_dependencies_ready',
+  'steps_enqueued',
+  'enqueue_failed',
+  'step_completed',
+  'all_steps_completed',
+  'step_failed',
+  'complete',
+  'fail',
+  'all_steps_successful',
+  'permanent_failure',
+  'dependencies_ready',
+  'retry_ready',
+  'give_up',
+  'manual_resolution',
+  'cancel',
+  'resolve_manually',
+  'reset',
+] as const;
+export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
+
+export type TaskEvent =
+  /** The task was created; the initializer takes it. */
+  | { readonly type: 'start' }
+  | { readonly type: 'ready_steps_found'; readonly readyStepCount?: number }
+  /** A task without steps is complete at once. */
+  | { readonly type: 'no_steps_found' }
+  | { readonly type: 'no_dependencies_ready' }
+  | { readonly type: 'steps_enqueued'; readonly stepUuids?: readonly string[] }
+  | { readonly type: 'enqueue_failed'; readonly error?: string }
+  /** Fired for every step result, success or failure: the finalizer then decides. */
+  | { readonly type: 'step_completed'; readonly stepUuid?: string }
+  | { readonly type: 'all_steps_completed' }
+  /** Kept from tasker-core's table; its orchestrator never fires it (reference §2.1). */
+  | { readonly type: 'step_failed'; readonly stepUuid?: string; readonly error?: string }
+  /** Legacy direct path steps_in_process -> complete. */
+  | { readonly type: 'complete' }
+  /** Legacy direct path steps_in_process -> error. */
+  | { readonly type: 'fail'; readonly error?: string }
+  | { readonly type: 'all_steps_successful' }
+  | { readonly type: 'permanent_failure'; readonly error?: string }
+  | { readonly type: 'dependencies_ready' }
+  | { readonly type: 'retry_ready' }
+  | { readonly type: 'give_up'; readonly error?: string }
+  | { readonly type: 'manual_resolution'; readonly resolvedBy?: string; readonly reason?: string }
+  | { readonly type: 'cancel'; readonly reason?: string }
+  /** Operator action from any non-terminal state. */
+  | { readonly type: 'resolve_manually'; readonly resolvedBy?: string; readonly reason?: string }
+  /** Operator action: a task in `error` starts over from `pending` (steps keep their states). */
+  | { readonly type: 'reset'; readonly reason?: string };
+
+// Compile-time check that TASK_EVENT_TYPES and the TaskEvent union name the same events.
+type _SameTaskEvents = [TaskEventType] extends [TaskEvent['type']]
+  ? [TaskEvent['type']] extends [TaskEventType]
+    ? true
+    : never
+  : never;
+const _taskEventsMatch: _SameTaskEvents = true;
+
+const cancelOrResolve = { cancel: 'cancelled', resolve_manually: 'resolved_manually' } as const;
+
+/**
+ * tasker-core's task table (reference §2.1, `determine_target_state_internal`), legacy paths included.
+ * `cancel` and `resolve_manually` are accepted in every non-terminal state; of the terminal states only
+ * `error` accepts anything (`reset`, so an operator can bring a failed task back to life).
+ */
+export const TASK_TRANSITIONS = freezeTable<TaskState, TaskEventType>({
+  pending: { start: 'initializing', ...cancelOrResolve },
+  initializing: {
+    ready_steps_found: 'enqueuing_steps',
+    no_steps_found: 'complete',
+    no_dependencies_ready: 'waiting_for_dependencies',
+    ...cancelOrResolve,
+  },
+  enqueuing_steps: { steps_enqueued: 'steps_in_process', enqueue_failed: 'error', ...cancelOrResolve },
+  steps_in_process: {
+    step_completed: 'evaluating_results',
+    all_steps_completed: 'evaluating_results',
+    step_failed: 'waiting_for_retry',
+    complete: 'complete',
+    fail: 'error',
+    ...cancelOrResolve,
+  },
+  evaluating_results: {
+    all_steps_successful: 'complete',
+    ready_steps_found: 'enqueuing_steps',
+    no_dependencies_ready: 'waiting_for_dependencies',
+    permanent_failure: 'blocked_by_failures',
+    ...cancelOrResolve,
+  },
+  waiting_for_dependencies: { dependencies_ready: 'evaluating_results', ...cancelOrResolve },
+  waiting_for_retry: { retry_ready: 'enqueuing_steps', ...cancelOrResolve },
+  blocked_by_failures: { give_up: 'error', manual_resolution: 'resolved_manually', ...cancelOrResolve },
+  complete: {},
+  error: { reset: 'pending' },
+  cancelled: {},
+  resolved_manually: {},
+});
+
+const TASK_MACHINE: StateMachineDefinition<TaskState, TaskEventType> = {
+  machine: 'task',
+  states: TASK_STATES,
+  events: TASK_EVENT_TYPES,
+  terminal: TERMINAL_TASK_STATES,
+  table: TASK_TRANSITIONS,
+};
+
+export function isTaskState(value: unknown): value is TaskState {
+  return typeof value === 'string' && (TASK_STATES as readonly string[]).includes(value);
+}
+
+export function isTerminal(state: TaskState): state is TerminalTaskState {
+  return (TERMINAL_TASK_STATES as readonly string[]).includes(state);
+}
+
+/** The state `event` leads to from `from`, or why it is not allowed. Pure; never throws. */
+export function transition(from: TaskState, event: TaskEvent): TransitionResult<TaskState> {
+  return lookupTransition(TASK_MACHINE, from, event.type);
+}
+
+/** Like `transition`, but throws a ValidationError `TASKER_INVALID_TRANSITION` when not allowed. */
+export function transitionOrThrow(from: TaskState, event: TaskEvent): TaskState {
+  return transitionOrThrowIn(TASK_MACHINE, from, event.type);
+}
+
+/** The states reachable from `from` in one transition, in `TASK_STATES` order. */
+export function allowedTargets(from: TaskState): TaskState[] {
+  return targetsFrom(TASK_MACHINE, from);
+}
+
+/** The events `from` accepts, in `TASK_EVENT_TYPES` order. */
+export function allowedEvents(from: TaskState): TaskEventType[] {
+  return eventsFrom(TASK_MACHINE, from);
+}
+
+/** Every allowed `(from, event, to)`, for generating SQL CHECKs and docs. */
+export function taskTransitionEdges(): TransitionEdge<TaskState, TaskEventType>[] {
+  return edgesOf(TASK_MACHINE);
+}
+
+export type { TransitionEdge, TransitionResult } from './transitionTable.ts';
