@@ -26,7 +26,12 @@ export function sqlStateOf(error: unknown): string | undefined {
 
 /** Errors that mean the connection or server went away, not that the statement was wrong. */
 export function isConnectionError(error: unknown): boolean {
-  if (typeof error === 'object' && error !== null && 'code' in error && error.code === 'TASKER_DATABASE_UNAVAILABLE') {
+  if (
+    typeof error === 'object' &&
+    error !== null &&
+    'code' in error &&
+    error.code === 'TASKER_DATABASE_UNAVAILABLE'
+  ) {
     return true;
   }
   const state = sqlStateOf(error);

@@ -1,0 +1,181 @@
+import { v4 as uuidv4, v7 as uuidv7 } from 'uuid';
+import { z } from 'zod';
+import type { Queryable } from '../db/database.ts';
+import { insertTask } from '../db/queries/createTask.ts';
+import type { CreatedTask, NewStepRow } from '../db/queries/createTask.ts';
+import { listTemplateVersions } from '../db/queries/findTemplate.ts';
+import { TemplateCache } from './templateCache.ts';
+import { sqlStateOf, SqlState } from '../db/sqlState.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.ts';
+import { taskIdentityHash } from '../domain/identity/taskIdentity.ts';
+import { compileInputSchema } from '../domain/template/inputValidator.ts';
+import type { TaskTemplate } from '../domain/template/taskTemplate.ts';
+
+/** A request to run a template (reference §1 TaskRequest). Unknown fields are rejected. */
+export const taskRequestSchema = z.strictObject({
+  name: z.string().min(1).max(64),
+  namespace: z.string().min(1).max(64).default('default'),
+  version: z.string().min(1).max(32).default('0.1.0'),
+  context: z.record(z.string(), z.unknown()).default({}),
+  initiator: z.string().max(128).nullish(),
+  source_system: z.string().max(128).nullish(),
+  reason: z.string().max(128).nullish(),
+  tags: z.array(z.string().max(128)).max(50).default([]),
+  priority: z.number().int().min(-100).max(100).default(0),
+  correlation_id: z.uuid().nullish(),
+  parent_correlation_id: z.uuid().nullish(),
+  idempotency_key: z.string().min(1).max(255).nullish(),
+  requested_at: z.iso.datetime({ offset: true }).nullish(),
+  options: z.record(z.string(), z.unknown()).nullish(),
+});
+
+export type TaskRequest = z.input<typeof taskRequestSchema>;
+
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+/** Turns a request body into a validated TaskRequest, or a ValidationError with one entry per bad field. */
+export function parseTaskRequest(body: unknown): z.output<typeof taskRequestSchema> {
+  const result = taskRequestSchema.safeParse(body);
+  if (result.success) return result.data;
+  const problems: FieldProblem[] = result.error.issues.flatMap((issue) =>
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({ field: key, message: 'unknown field' }))
+      : [{ field: issue.path.join('.') || '(body)', message: issue.message }],
+  );
+  throw new ValidationError(
+    'TASKER_INVALID_TASK_REQUEST',
+    `invalid task request: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
+    { details: { fields: problems } },
+  );
+}
+
+/** Steps and edges for a new task, with fresh UUIDv7 keys. */
+export function planSteps(template: TaskTemplate): {
+  steps: NewStepRow[];
+  edges: { from: string; to: string }[];
+} {
+  const uuids = new Map(template.steps.map((step) => [step.name, uuidv7()] as const));
+  const steps = template.steps.map((step): NewStepRow => ({
+    workflow_step_uuid: uuids.get(step.name) ?? uuidv7(),
+    name: step.name,
+    handler_callable: step.handler.callable,
+    inputs: step.handler.initialization,
+    retryable: step.retry.retryable,
+    max_attempts: step.retry.maxAttempts,
+    backoff_strategy: step.retry.backoff,
+    backoff_base_ms: step.retry.backoffBaseMs,
+    max_backoff_ms: step.retry.maxBackoffMs,
+    timeout_seconds: step.timeoutSeconds,
+  }));
+  const edges = template.steps.flatMap((step) =>
+    step.dependencies.map((dependency) => ({
+      from: uuids.get(dependency) ?? '',
+      to: uuids.get(step.name) ?? '',
+    })),
+  );
+  return { steps, edges };
+}
+
+/** Used when the caller passes no cache: templates are read-mostly and creation is a hot path. */
+const sharedTemplateCache = new TemplateCache();
+
+export interface CreateTaskOptions {
+  /** Where registered templates are looked up. @defaultValue a process-wide cache with the default TTL */
+  templates?: TemplateCache;
+  /** Recorded on transitions for audit. */
+  processorUuid?: string;
+  /** The orchestration_task_requests message this request came from: archived in the same commit. */
+  requestMsgId?: string;
+}
+
+/**
+ * Creates a task from a request: the template must be registered; the context must satisfy the template's
+ * input_schema; the identity (per the template's strategy, or the request's idempotency_key) must be new.
+ * Steps, edges and the first enqueues happen in one commit.
+ * @throws ValidationError (TASKER_INVALID_TASK_REQUEST, TASKER_INVALID_CONTEXT, TASKER_IDEMPOTENCY_KEY_REQUIRED),
+ *   NotFoundError (TASKER_TEMPLATE_NOT_FOUND), ConflictError (TASKER_DUPLICATE_TASK)
+ */
+export async function createTask(
+  db: Queryable,
+  body: unknown,
+  options: CreateTaskOptions = {},
+): Promise<CreatedTask> {
+  const request = parseTaskRequest(body);
+  const registered = await (options.templates ?? sharedTemplateCache).find(
+    db,
+    request.namespace,
+    request.name,
+    request.version,
+  );
+  if (registered === undefined) {
+    const versions = await listTemplateVersions(db, request.namespace, request.name);
+    throw new NotFoundError(
+      'TASKER_TEMPLATE_NOT_FOUND',
+      `no template ${request.namespace}/${request.name} version ${request.version} is registered` +
+        (versions.length > 0
+          ? `; registered versions: ${versions.join(', ')}`
+          : '; start a worker that serves it (it registers its templates) or check the namespace and name'),
+      { details: { namespace: request.namespace, name: request.name, version: request.version, versions } },
+    );
+  }
+  const { template, namedTaskUuid } = registered;
+  if (template.inputSchema !== null) {
+    const verdict = compileInputSchema(template.inputSchema)(request.context);
+    if (!verdict.ok) {
+      throw new ValidationError(
+        'TASKER_INVALID_CONTEXT',
+        `context does not match the input_schema of ${template.namespace}/${template.name}: ` +
+          verdict.errors.map((e) => `${e.path}: ${e.message}`).join('; '),
+        { details: { fields: verdict.errors } },
+      );
+    }
+  }
+  const identityHash = taskIdentityHash({
+    namedTaskUuid,
+    strategy: template.identityStrategy,
+    context: request.context,
+    ...(request.idempotency_key != null && { idempotencyKey: request.idempotency_key }),
+  });
+  const { steps, edges } = planSteps(template);
+  try {
+    return await insertTask(
+      db,
+      {
+        task_uuid: uuidv7(),
+        named_task_uuid: namedTaskUuid,
+        namespace_name: template.namespace,
+        context: request.context,
+        identity_hash: identityHash,
+        initiator: request.initiator ?? null,
+        source_system: request.source_system ?? null,
+        reason: request.reason ?? null,
+        tags: request.tags,
+        priority: request.priority,
+        correlation_id: request.correlation_id ?? uuidv4(),
+        parent_correlation_id: request.parent_correlation_id ?? null,
+        requested_at: request.requested_at ?? null,
+        processor_uuid: options.processorUuid ?? null,
+      },
+      steps,
+      edges,
+      options.requestMsgId,
+    );
+  } catch (error) {
+    if (
+      sqlStateOf(error) === SqlState.uniqueViolation &&
+      (error as { constraint?: string }).constraint === 'tasks_identity_hash_key'
+    ) {
+      // Like tasker-core, the existing task's id is not returned: identity must not be probeable.
+      throw new ConflictError(
+        'TASKER_DUPLICATE_TASK',
+        `a task with the same identity already exists for ${template.namespace}/${template.name} ` +
+          `(identity strategy "${template.identityStrategy}"${request.idempotency_key != null ? ', same idempotency_key' : ', same context'})`,
+        { details: { namespace: template.namespace, name: template.name }, cause: error },
+      );
+    }
+    throw error;
+  }
+}

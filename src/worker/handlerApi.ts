@@ -1,0 +1,89 @@
+/**
+ * What step handler authors write against. A handler receives a StepContext and returns the step's result
+ * (any JSON value); throwing fails the step: PermanentError never retries, RetryableError (or any other
+ * error) retries per the step's retry policy.
+ */
+
+export interface StepContext<Input = Record<string, unknown>> {
+  readonly taskUuid: string;
+  readonly stepUuid: string;
+  readonly stepName: string;
+  readonly correlationId: string;
+  readonly namespace: string;
+  /** The task's context (its input), as submitted. */
+  readonly input: Input;
+  /** The step's `handler.initialization` from the template. */
+  readonly config: Readonly<Record<string, unknown>>;
+  /** Results of every step this one depends on, directly or transitively, by step name. */
+  readonly dependencyResults: Readonly<Record<string, unknown>>;
+  /** 1 on the first run, 2 on the first retry, ... */
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  /** Aborted when the step's timeout passes or the worker shuts down: stop work and throw. */
+  readonly signal: AbortSignal;
+  /**
+   * Stable across every attempt of this step: use it as the idempotency key of side effects (payments,
+   * emails) so a retried or re-delivered step does not repeat them.
+   */
+  readonly idempotencyKey: string;
+  /** The result of one dependency; throws a PermanentError naming the step if it has none. */
+  dependency<T = unknown>(stepName: string): T;
+}
+
+export type HandlerFunction<Input = Record<string, unknown>, Result = unknown> = (
+  context: StepContext<Input>,
+) => Result | Promise<Result>;
+
+export interface StepHandlerDefinition {
+  readonly name: string;
+  run(context: StepContext): unknown;
+}
+
+/** A handler as a function: `defineHandler('Payments.Charge', async (ctx) => ({ charged: true }))`. */
+export function defineHandler<Input = Record<string, unknown>, Result = unknown>(
+  name: string,
+  fn: HandlerFunction<Input, Result>,
+): StepHandlerDefinition {
+  return { name, run: (context) => fn(context as StepContext<Input>) };
+}
+
+/** A handler as a class: extend it, set `static handlerName`, implement `call`. */
+export abstract class StepHandler<
+  Input = Record<string, unknown>,
+  Result = unknown,
+> implements StepHandlerDefinition {
+  static handlerName: string | undefined;
+
+  get name(): string {
+    const name = (this.constructor as typeof StepHandler).handlerName;
+    return name ?? this.constructor.name;
+  }
+
+  abstract call(context: StepContext<Input>): Result | Promise<Result>;
+
+  run(context: StepContext): unknown {
+    return this.call(context as StepContext<Input>);
+  }
+}
+
+/** The step failed for good: no retry, whatever attempts remain. */
+export class PermanentError extends Error {
+  readonly code: string | undefined;
+  constructor(message: string, options: { code?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PermanentError';
+    this.code = options.code;
+  }
+}
+
+/** The step failed but may succeed later; `retryAfterMs` asks for a specific delay (capped by the template). */
+export class RetryableError extends Error {
+  readonly retryAfterMs: number | undefined;
+  readonly code: string | undefined;
+  constructor(message: string, options: { retryAfterMs?: number; code?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'RetryableError';
+    this.retryAfterMs = options.retryAfterMs;
+    this.code = options.code;
+  }
+}

@@ -1,0 +1,136 @@
+import type { ClaimedStep } from '../db/queries/claimSteps.ts';
+import type { StepFailure } from '../db/queries/completeStep.ts';
+import { PermanentError, RetryableError } from './handlerApi.ts';
+import type { StepContext, StepHandlerDefinition } from './handlerApi.ts';
+
+export type StepOutcome =
+  | { success: true; result: unknown; executionMs: number }
+  | { success: false; failure: StepFailure; executionMs: number };
+
+class StepTimeoutError extends Error {
+  constructor(seconds: number) {
+    super(`step timed out after ${seconds} s`);
+    this.name = 'StepTimeoutError';
+  }
+}
+
+function buildContext(step: ClaimedStep, namespace: string, signal: AbortSignal): StepContext {
+  return {
+    taskUuid: step.taskUuid,
+    stepUuid: step.stepUuid,
+    stepName: step.stepName,
+    correlationId: step.correlationId,
+    namespace,
+    input: step.context,
+    config: step.inputs,
+    dependencyResults: step.dependencyResults,
+    attempt: step.attempt,
+    maxAttempts: step.maxAttempts,
+    signal,
+    idempotencyKey: `tasker-step-${step.stepUuid}`,
+    dependency: <T>(name: string): T => {
+      if (!Object.prototype.hasOwnProperty.call(step.dependencyResults, name)) {
+        const known = Object.keys(step.dependencyResults);
+        throw new PermanentError(
+          `step "${step.stepName}" has no dependency result "${name}"; it has: ${known.join(', ') || '(none)'}. ` +
+            "Add the step to this step's dependencies in the template.",
+        );
+      }
+      return step.dependencyResults[name] as T;
+    },
+  };
+}
+
+/** How a thrown value becomes a stored failure: permanent or retryable, with a readable message. */
+export function classifyFailure(error: unknown): StepFailure {
+  if (error instanceof PermanentError) {
+    return {
+      message: error.message,
+      error_type: 'permanent_error',
+      retryable: false,
+      ...(error.code && { code: error.code }),
+    };
+  }
+  if (error instanceof RetryableError) {
+    return {
+      message: error.message,
+      error_type: 'retryable_error',
+      retryable: true,
+      ...(error.retryAfterMs !== undefined && {
+        retry_after_ms: Math.max(0, Math.round(error.retryAfterMs)),
+      }),
+      ...(error.code && { code: error.code }),
+    };
+  }
+  if (error instanceof StepTimeoutError)
+    return { message: error.message, error_type: 'timeout', retryable: true };
+  if (error instanceof Error)
+    return { message: error.message, error_type: error.name || 'Error', retryable: true };
+  return { message: String(error), error_type: 'thrown_value', retryable: true };
+}
+
+/** JSON round trip: what is stored is what dependents will see. Undefined becomes null. */
+function toStorable(result: unknown): unknown {
+  if (result === undefined) return null;
+  return JSON.parse(JSON.stringify(result)) as unknown;
+}
+
+/**
+ * Runs one claimed step's handler under its timeout. Never throws: every way a handler can end becomes a
+ * StepOutcome. On timeout the handler's signal is aborted and its eventual result is ignored.
+ */
+export async function executeStep(
+  step: ClaimedStep,
+  handler: StepHandlerDefinition | undefined,
+  options: { namespace: string; defaultTimeoutMs: number; shutdownSignal: AbortSignal },
+): Promise<StepOutcome> {
+  const started = performance.now();
+  const elapsed = (): number => performance.now() - started;
+  if (handler === undefined) {
+    return {
+      success: false,
+      failure: {
+        message: `no handler "${step.handlerCallable}" is registered on this worker`,
+        error_type: 'handler_not_found',
+        retryable: false,
+      },
+      executionMs: 0,
+    };
+  }
+  const timeoutMs = step.timeoutSeconds !== null ? step.timeoutSeconds * 1000 : options.defaultTimeoutMs;
+  const controller = new AbortController();
+  const onShutdown = (): void => controller.abort(options.shutdownSignal.reason);
+  options.shutdownSignal.addEventListener('abort', onShutdown, { once: true });
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new StepTimeoutError(timeoutMs / 1000);
+      controller.abort(error);
+      reject(error);
+    }, timeoutMs);
+  });
+  try {
+    const result = await Promise.race([
+      Promise.resolve().then(() => handler.run(buildContext(step, options.namespace, controller.signal))),
+      timeout,
+    ]);
+    try {
+      return { success: true, result: toStorable(result), executionMs: elapsed() };
+    } catch (error) {
+      return {
+        success: false,
+        failure: {
+          message: `the handler's result cannot be stored as JSON: ${(error as Error).message}`,
+          error_type: 'invalid_result',
+          retryable: false,
+        },
+        executionMs: elapsed(),
+      };
+    }
+  } catch (error) {
+    return { success: false, failure: classifyFailure(error), executionMs: elapsed() };
+  } finally {
+    clearTimeout(timer);
+    options.shutdownSignal.removeEventListener('abort', onShutdown);
+  }
+}

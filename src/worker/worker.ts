@@ -1,0 +1,262 @@
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { Database } from '../db/database.ts';
+import { claimSteps } from '../db/queries/claimSteps.ts';
+import type { ClaimedStep } from '../db/queries/claimSteps.ts';
+import { completeAndClaim } from '../db/queries/completeStep.ts';
+import type { CompleteOutcome } from '../db/queries/completeStep.ts';
+import { registerTemplate } from '../db/queries/registerTemplate.ts';
+import { isConnectionError } from '../db/sqlState.ts';
+import { ValidationError } from '../domain/errors.ts';
+import type { TaskTemplate } from '../domain/template/taskTemplate.ts';
+import type { MessagingProvider } from '../messaging/messagingProvider.ts';
+import { workerQueueName } from '../messaging/queueName.ts';
+import { WakeupLoop } from '../messaging/wakeupLoop.ts';
+import type { Logger } from '../observability/logger.ts';
+import { silentLogger } from '../observability/logger.ts';
+import type { StepHandlerDefinition } from './handlerApi.ts';
+import { HandlerRegistry } from './handlerRegistry.ts';
+import { executeStep } from './stepExecutor.ts';
+import type { StepOutcome } from './stepExecutor.ts';
+
+export interface WorkerOptions {
+  db: Database;
+  provider: MessagingProvider;
+  handlers: HandlerRegistry | readonly StepHandlerDefinition[];
+  /** Templates this worker serves: registered in the database at start, their handlers checked. */
+  templates?: readonly TaskTemplate[];
+  /** Namespaces to serve; defaults to the namespaces of `templates`. */
+  namespaces?: readonly string[];
+  /** Handlers running at once; work beyond it stays in the queue. @defaultValue 10 */
+  maxConcurrentHandlers?: number;
+  /** Seconds a claimed step's message stays hidden without a heartbeat. @defaultValue 30 */
+  leaseSeconds?: number;
+  /** How often running steps' leases are extended. @defaultValue a third of leaseSeconds */
+  heartbeatIntervalMs?: number;
+  /** Timeout of steps whose template sets none. @defaultValue 30000 */
+  defaultTimeoutMs?: number;
+  /** Apply results in the worker's completing commit instead of via orchestration_step_results. @defaultValue false */
+  applyResultsInline?: boolean;
+  /** @defaultValue true */
+  listen?: boolean;
+  /** Safety-net polling; null disables. @defaultValue 1000 */
+  pollIntervalMs?: number | null;
+  /** How long stop() waits for running handlers before aborting them. @defaultValue 10000 */
+  shutdownTimeoutMs?: number;
+  logger?: Logger;
+}
+
+interface RunningStep {
+  step: ClaimedStep;
+  namespace: string;
+  done: Promise<void>;
+}
+
+const COMPLETE_RETRY_DELAYS_MS = [100, 500, 2_000];
+
+/**
+ * The worker role at library level: claims steps of its namespaces, runs their handlers at most
+ * `maxConcurrentHandlers` at a time under a lease kept alive by a heartbeat, and stores each result in the
+ * same commit that releases the lease. A worker that dies mid-step leaves a lease that expires: another
+ * worker then takes the step over.
+ */
+export class Worker {
+  readonly id = `${hostname()}-${process.pid}-worker-${randomUUID().slice(0, 8)}`;
+  readonly namespaces: readonly string[];
+  private readonly options: WorkerOptions;
+  private readonly registry: HandlerRegistry;
+  private readonly logger: Logger;
+  private readonly loop: WakeupLoop;
+  private readonly running = new Map<string, RunningStep>();
+  private readonly shutdown = new AbortController();
+  private readonly capacity: number;
+  private nextNamespace = 0;
+  private started = false;
+  private stopping = false;
+
+  constructor(options: WorkerOptions) {
+    this.options = options;
+    this.registry =
+      options.handlers instanceof HandlerRegistry ? options.handlers : new HandlerRegistry(options.handlers);
+    const fromTemplates = (options.templates ?? []).map((template) => template.namespace);
+    this.namespaces = [...new Set(options.namespaces ?? fromTemplates)].sort();
+    if (this.namespaces.length === 0) {
+      throw new ValidationError(
+        'TASKER_INVALID_ARGUMENT',
+        'a worker needs at least one namespace: pass namespaces, or templates to serve (WORKER_NAMESPACES in the service)',
+      );
+    }
+    this.capacity = Math.max(1, options.maxConcurrentHandlers ?? 10);
+    this.logger = (options.logger ?? silentLogger).child({ component: 'worker', worker_id: this.id });
+    this.loop = new WakeupLoop({
+      provider: options.provider,
+      queues: this.namespaces.map(workerQueueName),
+      drain: () => this.drain(),
+      listen: options.listen ?? true,
+      pollIntervalMs: options.pollIntervalMs === undefined ? 1_000 : options.pollIntervalMs,
+      logger: this.logger,
+    });
+  }
+
+  get activeExecutions(): number {
+    return this.running.size;
+  }
+
+  /** Registers templates, checks every step has a handler, then starts claiming. Safe to call twice. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    const templates = (this.options.templates ?? []).filter((t) => this.namespaces.includes(t.namespace));
+    this.registry.assertCovers(templates);
+    for (const template of templates) await registerTemplate(this.options.db, template);
+    for (const namespace of this.namespaces)
+      await this.options.provider.ensureQueue(workerQueueName(namespace));
+    this.started = true;
+    await this.loop.start();
+    this.logger.info({ namespaces: this.namespaces, capacity: this.capacity }, 'worker started');
+  }
+
+  /**
+   * Stops claiming, lets running handlers finish for up to shutdownTimeoutMs, then aborts the rest and hands
+   * their steps back at once (their lease messages become visible). Safe to call twice.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    await this.loop.stop();
+    const deadline = this.options.shutdownTimeoutMs ?? 10_000;
+    const drained = await Promise.race([
+      Promise.all([...this.running.values()].map((r) => r.done)).then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), deadline).unref()),
+    ]);
+    if (!drained) {
+      this.shutdown.abort(new Error('worker shutting down'));
+      for (const { step, namespace } of this.running.values()) {
+        await this.options.provider
+          .extendVisibility(workerQueueName(namespace), step.msgId, 0)
+          .catch(() => false);
+      }
+    }
+  }
+
+  /** Claims and starts as many steps as capacity allows, namespaces taken in turn. */
+  async drain(): Promise<void> {
+    const lease = this.options.leaseSeconds ?? 30;
+    let idleNamespaces = 0;
+    while (!this.stopping && this.running.size < this.capacity && idleNamespaces < this.namespaces.length) {
+      const namespace = this.namespaces[this.nextNamespace % this.namespaces.length] ?? '';
+      this.nextNamespace += 1;
+      const claimed = await claimSteps(
+        this.options.db,
+        namespace,
+        this.id,
+        lease,
+        this.capacity - this.running.size,
+      );
+      if (claimed.length === 0) {
+        idleNamespaces += 1;
+        continue;
+      }
+      idleNamespaces = 0;
+      for (const step of claimed) this.startStep(step, namespace);
+    }
+  }
+
+  private startStep(step: ClaimedStep, namespace: string): void {
+    const done = this.runStep(step, namespace).finally(() => {
+      this.running.delete(step.stepUuid);
+      // Capacity freed: look for more work right away.
+      this.loop.wake();
+    });
+    this.running.set(step.stepUuid, { step, namespace, done });
+  }
+
+  private async runStep(step: ClaimedStep, namespace: string): Promise<void> {
+    const lease = this.options.leaseSeconds ?? 30;
+    const queue = workerQueueName(namespace);
+    const heartbeat = setInterval(
+      () => {
+        void this.options.provider.extendVisibility(queue, step.msgId, lease).then(
+          (held) => {
+            if (!held)
+              this.logger.warn({ step_uuid: step.stepUuid, task_uuid: step.taskUuid }, 'step lease lost');
+          },
+          (error: unknown) =>
+            this.logger.warn({ step_uuid: step.stepUuid, err: String(error) }, 'lease heartbeat failed'),
+        );
+      },
+      this.options.heartbeatIntervalMs ?? Math.max(100, (lease * 1000) / 3),
+    );
+    heartbeat.unref();
+    let outcome: StepOutcome;
+    try {
+      outcome = await executeStep(step, this.registry.get(step.handlerCallable), {
+        namespace,
+        defaultTimeoutMs: this.options.defaultTimeoutMs ?? 30_000,
+        shutdownSignal: this.shutdown.signal,
+      });
+    } finally {
+      clearInterval(heartbeat);
+    }
+    if (this.shutdown.signal.aborted) return;
+    const result = await this.storeOutcome(step, namespace, outcome);
+    this.logger.debug(
+      {
+        correlation_id: step.correlationId,
+        task_uuid: step.taskUuid,
+        step_uuid: step.stepUuid,
+        step: step.stepName,
+        attempt: step.attempt,
+        success: outcome.success,
+        outcome: result,
+      },
+      'step finished',
+    );
+  }
+
+  /**
+   * Stores the result and, in the same round trip, claims as much new work as the freed slot allows: in a
+   * chain, the step this result makes ready is claimed without a notification or another commit.
+   */
+  private async storeOutcome(
+    step: ClaimedStep,
+    namespace: string,
+    outcome: StepOutcome,
+  ): Promise<CompleteOutcome | 'unstored'> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const room = this.stopping ? 0 : this.capacity - this.running.size + 1;
+        const { outcome: stored, claimed } = await completeAndClaim(
+          this.options.db,
+          {
+            taskUuid: step.taskUuid,
+            stepUuid: step.stepUuid,
+            attempt: step.attempt,
+            success: outcome.success,
+            payload: outcome.success ? outcome.result : outcome.failure,
+            workerId: this.id,
+            executionMs: outcome.executionMs,
+            inline: this.options.applyResultsInline ?? false,
+          },
+          { namespace, leaseSeconds: this.options.leaseSeconds ?? 30, limit: room },
+        );
+        for (const next of claimed) this.startStep(next, namespace);
+        return stored;
+      } catch (error) {
+        const delay = COMPLETE_RETRY_DELAYS_MS[attempt];
+        if (delay === undefined || !isConnectionError(error)) {
+          // The lease will expire and another worker will run the step again.
+          this.logger.error(
+            {
+              step_uuid: step.stepUuid,
+              task_uuid: step.taskUuid,
+              err: error instanceof Error ? error.message : String(error),
+            },
+            'could not store step result',
+          );
+          return 'unstored';
+        }
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+}
