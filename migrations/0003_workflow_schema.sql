@@ -217,15 +217,14 @@ INSERT INTO tasker.task_state_transitions (from_state, to_state) VALUES
   ('waiting_for_retry', 'enqueuing_steps'),
   ('blocked_by_failures', 'error'), ('blocked_by_failures', 'resolved_manually'),
   ('error', 'pending');
--- Cancel from any non-terminal state; resolve manually from any state but itself.
+-- Cancel from any non-terminal state; resolve manually from any non-terminal state and from error.
 INSERT INTO tasker.task_state_transitions (from_state, to_state)
 SELECT s, 'cancelled' FROM unnest(ARRAY['pending', 'initializing', 'enqueuing_steps', 'steps_in_process',
   'evaluating_results', 'waiting_for_dependencies', 'waiting_for_retry', 'blocked_by_failures']) AS s
 ON CONFLICT DO NOTHING;
 INSERT INTO tasker.task_state_transitions (from_state, to_state)
 SELECT s, 'resolved_manually' FROM unnest(ARRAY['pending', 'initializing', 'enqueuing_steps', 'steps_in_process',
-  'evaluating_results', 'waiting_for_dependencies', 'waiting_for_retry', 'blocked_by_failures', 'complete', 'error',
-  'cancelled']) AS s
+  'evaluating_results', 'waiting_for_dependencies', 'waiting_for_retry', 'blocked_by_failures', 'error']) AS s
 ON CONFLICT DO NOTHING;
 
 INSERT INTO tasker.step_state_transitions (from_state, to_state) VALUES

@@ -116,7 +116,7 @@ const cancelOrResolve = { cancel: 'cancelled', resolve_manually: 'resolved_manua
 /**
  * tasker-core's task table (reference §2.1, `determine_target_state_internal`), legacy paths included.
  * `cancel` and `resolve_manually` are accepted in every non-terminal state; of the terminal states only
- * `error` accepts anything (`reset`, so an operator can bring a failed task back to life).
+ * `error` accepts anything: `reset` (an operator brings a failed task back to life) or `resolve_manually`.
  */
 export const TASK_TRANSITIONS = freezeTable<TaskState, TaskEventType>({
   pending: { start: 'initializing', ...cancelOrResolve },
@@ -146,7 +146,7 @@ export const TASK_TRANSITIONS = freezeTable<TaskState, TaskEventType>({
   waiting_for_retry: { retry_ready: 'enqueuing_steps', ...cancelOrResolve },
   blocked_by_failures: { give_up: 'error', manual_resolution: 'resolved_manually', ...cancelOrResolve },
   complete: {},
-  error: { reset: 'pending' },
+  error: { reset: 'pending', resolve_manually: 'resolved_manually' },
   cancelled: {},
   resolved_manually: {},
 });

@@ -57,6 +57,7 @@ const EXPECTED: [TaskState, TaskEventType, TaskState][] = [
     'resolved_manually',
   ]),
   ['error', 'reset', 'pending'],
+  ['error', 'resolve_manually', 'resolved_manually'],
 ];
 
 function expectedTarget(from: TaskState, event: TaskEventType): TaskState | undefined {
@@ -102,10 +103,10 @@ describe('task states', () => {
 });
 
 describe('task transition table', () => {
-  it('holds exactly the transitions of reference §2.1 (36 edges)', () => {
+  it('holds exactly the transitions of reference §2.1 plus resolving a failed task (37 edges)', () => {
     const actual = taskTransitionEdges().map(({ from, event, to }) => `${from} --${event}--> ${to}`);
     const expected = EXPECTED.map(([from, event, to]) => `${from} --${event}--> ${to}`);
-    expect(actual).toHaveLength(36);
+    expect(actual).toHaveLength(37);
     expect([...actual].sort()).toEqual([...expected].sort());
   });
 
@@ -206,9 +207,9 @@ describe('terminal task states', () => {
     }
   });
 
-  it('error accepts only the operator reset, back to pending', () => {
-    expect(allowedEvents('error')).toEqual(['reset']);
-    expect(allowedTargets('error')).toEqual(['pending']);
+  it('error accepts only operator events: reset back to pending, or resolve manually', () => {
+    expect([...allowedEvents('error')].sort()).toEqual(['reset', 'resolve_manually']);
+    expect(allowedTargets('error')).toEqual(['pending', 'resolved_manually']);
   });
 });
 
@@ -241,7 +242,7 @@ describe('allowed targets', () => {
       ['evaluating_results', 'waiting_for_retry', 'complete', 'error', 'cancelled', 'resolved_manually'],
     ],
     ['blocked_by_failures', ['error', 'cancelled', 'resolved_manually']],
-    ['error', ['pending']],
+    ['error', ['pending', 'resolved_manually']],
     ['complete', []],
   ] as const)('from %s: %j', (from, targets) => {
     expect(allowedTargets(from)).toEqual(targets);
