@@ -26,8 +26,8 @@ BEGIN
   UPDATE tasker.task_transitions SET most_recent = false
   WHERE task_uuid = p_task AND most_recent
   RETURNING sort_key + 1 INTO v_sort;
-  INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, metadata, processor_uuid, sort_key, most_recent)
-  VALUES (p_task, p_from, p_to, coalesce(p_metadata, '{}'), p_processor, coalesce(v_sort, 1), true);
+  INSERT INTO tasker.task_transitions (task_uuid, from_state, to_state, metadata, processor_uuid, sort_key, most_recent, created_at)
+  VALUES (p_task, p_from, p_to, coalesce(p_metadata, '{}'), p_processor, coalesce(v_sort, 1), true, clock_timestamp());
 END;
 $$;
 
@@ -46,8 +46,8 @@ BEGIN
   UPDATE tasker.workflow_step_transitions SET most_recent = false
   WHERE workflow_step_uuid = p_step AND most_recent
   RETURNING sort_key + 1 INTO v_sort;
-  INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state, metadata, sort_key, most_recent)
-  VALUES (p_step, p_from, p_to, coalesce(p_metadata, '{}'), coalesce(v_sort, 1), true)
+  INSERT INTO tasker.workflow_step_transitions (workflow_step_uuid, from_state, to_state, metadata, sort_key, most_recent, created_at)
+  VALUES (p_step, p_from, p_to, coalesce(p_metadata, '{}'), coalesce(v_sort, 1), true, clock_timestamp())
   RETURNING workflow_step_transition_uuid INTO v_uuid;
   RETURN v_uuid;
 END;
@@ -544,8 +544,22 @@ DECLARE
   m record;
   v_count integer := 0;
 BEGIN
-  FOR m IN SELECT r.msg_id, r.message FROM pgmq.read('orchestration_step_results', p_vt, p_limit) r LOOP
-    PERFORM tasker.apply_step_result((m.message ->> 'step_uuid')::uuid, p_processor);
+  CREATE TEMP TABLE IF NOT EXISTS tasker_result_batch (msg_id bigint, step_uuid uuid, task_uuid uuid) ON COMMIT DELETE ROWS;
+  DELETE FROM tasker_result_batch;
+  INSERT INTO tasker_result_batch
+  SELECT r.msg_id, (r.message ->> 'step_uuid')::uuid, ws.task_uuid
+  FROM pgmq.read('orchestration_step_results', p_vt, p_limit) r
+  LEFT JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = (r.message ->> 'step_uuid')::uuid;
+  -- Lock every task of the batch in one order (task_uuid): two orchestrators holding batches that share
+  -- tasks in different orders would otherwise deadlock.
+  PERFORM 1 FROM tasker.tasks t
+  WHERE t.task_uuid IN (SELECT b.task_uuid FROM tasker_result_batch b WHERE b.task_uuid IS NOT NULL)
+  ORDER BY t.task_uuid
+  FOR UPDATE;
+  FOR m IN SELECT b.msg_id, b.step_uuid FROM tasker_result_batch b ORDER BY b.msg_id LOOP
+    IF m.step_uuid IS NOT NULL THEN
+      PERFORM tasker._apply_step_result(m.step_uuid, p_processor);
+    END IF;
     PERFORM pgmq.archive('orchestration_step_results', m.msg_id);
     v_count := v_count + 1;
   END LOOP;

@@ -4,9 +4,19 @@
  * What each figure means and how to run it: bench/README.md.
  */
 import { execFile } from 'node:child_process';
-import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import {
+  describeMachine,
+  distribution,
+  envNumber,
+  fixed,
+  formatTable,
+  printMachineHeader,
+  progress,
+  round,
+} from '../benchSupport.ts';
+import type { MachineInfo } from '../benchSupport.ts';
 import { ensureDatabaseExists } from '../../src/db/createDatabase.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { PostgresDatabase } from '../../src/db/postgresDatabase.ts';
@@ -40,16 +50,6 @@ interface BenchConfig {
   runPgbench: boolean;
 }
 
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new Error(`${name} must be a positive number, got ${JSON.stringify(raw)}`);
-  }
-  return value;
-}
-
 function readConfig(): BenchConfig {
   return {
     databaseUrl: process.env.BENCH_DATABASE_URL ?? DEFAULT_DATABASE_URL,
@@ -81,17 +81,6 @@ interface LatencyResult {
   p90: number;
   p99: number;
   max: number;
-}
-
-interface MachineInfo {
-  cpuModel: string;
-  cores: number;
-  totalMemoryGiB: number;
-  platform: string;
-  node: string;
-  postgres: string;
-  /** Per-commit cost dominates single-message figures, so the settings that set it are part of the result. */
-  durability: string;
 }
 
 interface Yardstick {
@@ -134,11 +123,6 @@ function payload(seq: number): Record<string, unknown> {
     attempt: 1,
     seq,
   };
-}
-
-function progress(message: string): void {
-  // stderr, so stdout holds only the report.
-  process.stderr.write(`… ${message}\n`);
 }
 
 // ---------------------------------------------------------------------------------------------- clients
@@ -510,24 +494,9 @@ async function runLatency(ctx: BenchContext): Promise<LatencyResult[]> {
   return [notify, ...wakeup];
 }
 
-/** Nearest-rank percentile of an ascending array. */
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
-  return sorted[rank - 1] ?? Number.NaN;
-}
-
 function summarize(scenario: string, samples: readonly number[], missed: number): LatencyResult {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return {
-    scenario,
-    samples: sorted.length,
-    missed,
-    p50: percentile(sorted, 50),
-    p90: percentile(sorted, 90),
-    p99: percentile(sorted, 99),
-    max: sorted.at(-1) ?? Number.NaN,
-  };
+  const { count, p50, p90, p99, max } = distribution(samples);
+  return { scenario, samples: count, missed, p50, p90, p99, max };
 }
 
 // ---------------------------------------------------------------------------------------------- yardstick
@@ -570,30 +539,8 @@ async function measureYardstick(config: BenchConfig): Promise<Yardstick> {
 
 // ---------------------------------------------------------------------------------------------- report
 
-async function describeMachine(db: PostgresDatabase): Promise<MachineInfo> {
-  const { rows } = await db.query<{ server_version: string }>('SHOW server_version');
-  const settings = await db.query<{ name: string; setting: string }>(
-    "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'wal_sync_method') ORDER BY name",
-  );
-  const cpus = os.cpus();
-  return {
-    cpuModel: cpus[0]?.model.trim() ?? 'unknown CPU',
-    cores: cpus.length,
-    totalMemoryGiB: Math.round((os.totalmem() / 1024 ** 3) * 10) / 10,
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    postgres: rows[0]?.server_version ?? 'unknown',
-    durability: settings.rows.map((row) => `${row.name}=${row.setting}`).join(', '),
-  };
-}
-
 function printHeader(machine: MachineInfo, config: BenchConfig, databaseName: string): void {
-  console.log('Tasker queue benchmark (PgmqMessagingProvider)');
-  console.log(`  cpu:        ${machine.cpuModel}, ${machine.cores} cores`);
-  console.log(`  memory:     ${machine.totalMemoryGiB} GiB`);
-  console.log(`  platform:   ${machine.platform}`);
-  console.log(`  node:       ${machine.node}`);
-  console.log(`  postgresql: ${machine.postgres} (${databaseName}); ${machine.durability}`);
+  printMachineHeader('Tasker queue benchmark (PgmqMessagingProvider)', machine, databaseName);
   console.log(
     `  settings:   ${config.seconds} s per throughput scenario, ${config.latencySamples} latency samples ` +
       `every ~${config.latencyIntervalMs} ms, batched pre-fill ${config.batchPrefill}`,
@@ -603,30 +550,6 @@ function printHeader(machine: MachineInfo, config: BenchConfig, databaseName: st
   );
   console.log('');
 }
-
-/** Plain text table: columns padded to their widest cell, numbers right-aligned. */
-function formatTable(
-  headers: readonly string[],
-  rows: readonly string[][],
-  rightAligned: readonly boolean[],
-): string {
-  const widths = headers.map((header, column) =>
-    Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)),
-  );
-  const line = (cells: readonly string[]): string =>
-    cells
-      .map((cell, column) => {
-        const width = widths[column] ?? cell.length;
-        return rightAligned[column] === true ? cell.padStart(width) : cell.padEnd(width);
-      })
-      .join('  ')
-      .trimEnd();
-  const rule = widths.map((width) => '-'.repeat(width)).join('  ');
-  return [line(headers), rule, ...rows.map(line)].join('\n');
-}
-
-const fixed = (value: number, digits: number): string =>
-  Number.isNaN(value) ? 'n/a' : value.toFixed(digits);
 
 function printThroughput(results: readonly ThroughputResult[]): void {
   console.log('Throughput');
@@ -668,9 +591,6 @@ function printYardstick(yardstick: Yardstick): void {
   else console.log(`  ${yardstick.note}`);
   console.log('');
 }
-
-const round = (value: number, digits: number): number | null =>
-  Number.isFinite(value) ? Math.round(value * 10 ** digits) / 10 ** digits : null;
 
 function printJson(
   machine: MachineInfo,

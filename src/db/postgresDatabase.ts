@@ -83,15 +83,30 @@ export class PostgresDatabase implements Database {
     params?: readonly SqlParam[],
     options?: QueryOptions,
   ): Promise<QueryResult<Row>> {
-    return runQuery<Row>(this.pool, sql, params, options).catch((error: unknown) => {
+    return this.withClient((client) => runQuery<Row>(client, sql, params, options));
+  }
+
+  /**
+   * Runs on a checked-out client. Unlike pg.Pool#query, a statement error (a unique violation, say) keeps
+   * the connection: only connection errors discard it, so expected refusals cost no reconnect.
+   */
+  private async withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect().catch((error: unknown) => {
       throw this.wrapConnectError(error);
     });
+    let releaseError: Error | undefined;
+    try {
+      return await fn(client);
+    } catch (error) {
+      if (isConnectionError(error)) releaseError = error as Error;
+      throw this.wrapConnectError(error);
+    } finally {
+      client.release(releaseError);
+    }
   }
 
   async exec(sql: string): Promise<void> {
-    await this.pool.query(sql).catch((error: unknown) => {
-      throw this.wrapConnectError(error);
-    });
+    await this.withClient((client) => client.query(sql));
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {

@@ -90,7 +90,11 @@ export class Orchestrator {
       visibilityTimeoutSeconds: vt,
     });
     for (const message of messages) {
-      const body = message.payload.task_request ?? message.payload;
+      const payload: unknown = message.payload;
+      const body =
+        typeof payload === 'object' && payload !== null && 'task_request' in payload
+          ? (payload as TaskRequestMessage).task_request
+          : payload;
       try {
         await createTask(this.options.db, body, {
           processorUuid: this.processorUuid,
@@ -102,7 +106,7 @@ export class Orchestrator {
         // the reason logged; it stays in a_orchestration_task_requests for inspection.
         this.logger.warn(
           {
-            request_id: message.payload.request_id,
+            request_id: (payload as TaskRequestMessage | null)?.request_id,
             msg_id: message.id,
             code: error.code,
             err: error.message,

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/database.ts';
@@ -87,6 +88,8 @@ export class Worker {
       );
     }
     this.capacity = Math.max(1, options.maxConcurrentHandlers ?? 10);
+    // Every running step listens on the shutdown signal; capacity bounds how many do.
+    setMaxListeners(this.capacity + 10, this.shutdown.signal);
     this.logger = (options.logger ?? silentLogger).child({ component: 'worker', worker_id: this.id });
     this.loop = new WakeupLoop({
       provider: options.provider,
