@@ -493,8 +493,8 @@ function printHeader(
       `until a poll on its own connection (every ~${config.pollMs} ms) sees the task finished;`,
   );
   console.log(
-    '              database-recorded = differences of the now() timestamps the engine writes, each the ' +
-      'START of the transaction that wrote it',
+    "              database-recorded = differences of the clock_timestamp() stamps of the engine's transitions " +
+      "(task created_at is its creating transaction's start)",
   );
   console.log('');
 }
@@ -568,12 +568,10 @@ function printEdges(results: readonly ModeResult[]): void {
   );
   for (const line of [
     "   step result = the step's enqueued_for_orchestration transition, written by the worker's completing",
-    '   transaction (workflow_step_result_audit.recorded_at holds the same now()); started = its in_progress',
-    "   transition (the worker's claim transaction); enqueued = written by whoever applied the parent's result.",
-    '   Every timestamp is its transaction START, so a commit shows up in the following interval, and events',
-    '   of one transaction are 0 ms apart. With worker-inline the worker stores a result, applies it and',
-    '   claims the next step in ONE transaction: "step result → next step started" is 0 by construction and',
-    '   "step started → next step started" (one full claim+handler+commit cycle) is the real per-edge cost.',
+    '   transaction; started = its in_progress transition; each transition is stamped with clock_timestamp()',
+    "   when it is written (the commit follows); enqueued = written by whoever applied the parent's result.",
+    '   With worker-inline the worker stores a result, applies it and claims the next step in ONE transaction,',
+    '   so "step started → next step started" (one full claim+handler+commit cycle) is the per-edge cost.',
   ]) {
     console.log(line);
   }
