@@ -167,6 +167,29 @@ const listenerSettings = (reconnectMs: number, healthCheckMs: number) => ({
   ),
 });
 
+/** `[<role>.hybrid]`: the same keys for orchestration and worker. */
+const hybridSettings = (notifications: string, description: string) =>
+  table(
+    {
+      enable_event_listeners: bool(true, `LISTEN for ${notifications}.`, { pending: MODES_PENDING }),
+      ...listenerSettings(5_000, 30_000),
+      enable_polling_fallback: bool(true, 'Poll as a safety net and when listeners fail.', {
+        pending: MODES_PENDING,
+      }),
+      polling_interval_ms: int(10, HOUR_MS, 1_000, 'Safety-net polling interval.', {
+        pending: MODES_PENDING,
+      }),
+      fallback_activation_threshold_ms: int(
+        10,
+        HOUR_MS,
+        5_000,
+        'Listener down or lagging this long switches polling to active fallback.',
+        { pending: MODES_PENDING },
+      ),
+    },
+    { description, pending: MODES_PENDING },
+  );
+
 export const configSchema = table(
   {
     database: table(
@@ -257,26 +280,7 @@ export const configSchema = table(
         shutdown_timeout_ms: int(0, 10 * MINUTE_MS, 30_000, 'Grace period for in-flight work on SIGTERM.', {
           pending: SERVICES_PENDING,
         }),
-        hybrid: table(
-          {
-            enable_event_listeners: bool(true, 'LISTEN for queue notifications.', { pending: MODES_PENDING }),
-            ...listenerSettings(5_000, 30_000),
-            enable_polling_fallback: bool(true, 'Poll as a safety net and when listeners fail.', {
-              pending: MODES_PENDING,
-            }),
-            polling_interval_ms: int(10, HOUR_MS, 1_000, 'Safety-net polling interval.', {
-              pending: MODES_PENDING,
-            }),
-            fallback_activation_threshold_ms: int(
-              10,
-              HOUR_MS,
-              5_000,
-              'Listener down or lagging this long switches polling to active fallback.',
-              { pending: MODES_PENDING },
-            ),
-          },
-          { description: 'Hybrid mode: listeners first, polling as fallback.', pending: MODES_PENDING },
-        ),
+        hybrid: hybridSettings('queue notifications', 'Hybrid mode: listeners first, polling as fallback.'),
         event_driven: table(
           {
             ...listenerSettings(2_000, 15_000),
@@ -394,26 +398,7 @@ export const configSchema = table(
             pending: ENGINE_PENDING,
           },
         ),
-        hybrid: table(
-          {
-            enable_event_listeners: bool(true, 'LISTEN for step notifications.', { pending: MODES_PENDING }),
-            ...listenerSettings(5_000, 30_000),
-            enable_polling_fallback: bool(true, 'Poll as a safety net and when listeners fail.', {
-              pending: MODES_PENDING,
-            }),
-            polling_interval_ms: int(10, HOUR_MS, 1_000, 'Safety-net polling interval.', {
-              pending: MODES_PENDING,
-            }),
-            fallback_activation_threshold_ms: int(
-              10,
-              HOUR_MS,
-              5_000,
-              'Listener down or lagging this long switches polling to active fallback.',
-              { pending: MODES_PENDING },
-            ),
-          },
-          { description: 'Hybrid mode for the worker.', pending: MODES_PENDING },
-        ),
+        hybrid: hybridSettings('step notifications', 'Hybrid mode for the worker.'),
         event_driven: table(
           {
             ...listenerSettings(2_000, 15_000),
