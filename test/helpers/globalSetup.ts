@@ -50,13 +50,14 @@ export default async function setup(project: TestProject): Promise<void> {
         `ALTER DATABASE ${admin.escapeIdentifier(building)} RENAME TO ${admin.escapeIdentifier(template)}`,
       );
     }
-    // Leftovers of interrupted runs: old templates, and per-file databases (named tasker_t_<epoch seconds>_...)
-    // older than an hour, so a run going on in parallel keeps its own.
+    // Leftovers of interrupted runs: per-file databases (named tasker_t_<epoch seconds>_...) older than an hour,
+    // so a run going on in parallel keeps its own. Templates of other migration sets are dropped only in CI: on a
+    // developer machine another run (another branch) may still be cloning its template.
     const stale = await admin.query<{ datname: string }>(
       `SELECT datname FROM pg_database
-       WHERE (datname LIKE 'tasker_test_template_%' AND datname NOT LIKE $1 || '%')
+       WHERE (datname LIKE 'tasker_test_template_%' AND datname NOT LIKE $1 || '%' AND $2)
           OR (datname ~ '^tasker_t_[0-9]+_' AND split_part(datname, '_', 3)::bigint < extract(epoch FROM now()) - 3600)`,
-      [template],
+      [template, process.env.CI === 'true'],
     );
     for (const { datname } of stale.rows) {
       await admin
