@@ -96,3 +96,10 @@ export function taskRequest(workflow: BenchWorkflow, seq: number): Record<string
     initiator: 'engine-bench',
   };
 }
+
+/** The templates as YAML files' text by file name, for benchmarks that start a real `tasker worker`. */
+export const BENCH_TEMPLATE_FILES: Readonly<Record<string, string>> = {
+  'bench_linear.yaml': LINEAR_YAML,
+  'bench_diamond.yaml': DIAMOND_YAML,
+  'bench_one_step.yaml': ONE_STEP_YAML,
+};

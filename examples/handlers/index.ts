@@ -40,6 +40,19 @@ export const mathHandlers = [
   defineHandler('Math.Add', (ctx): Valued => ({
     value: numberFrom(ctx, 'from') + Number(ctx.config.amount),
   })),
+  // Waits ctx.input.ms (default 300) first, like a slow downstream call; stops at once when aborted.
+  defineHandler('Math.SlowAdd', async (ctx): Promise<Valued> => {
+    const ms = typeof ctx.input.ms === 'number' ? ctx.input.ms : 300;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, ms);
+      ctx.signal.addEventListener('abort', () => {
+        clearTimeout(timer);
+        reject(new RetryableError('aborted before finishing'));
+      });
+    });
+    const base = typeof ctx.config.from === 'string' ? numberFrom(ctx, 'from') : inputNumber(ctx);
+    return { value: base + Number(ctx.config.amount) };
+  }),
   defineHandler('Math.Sum', (ctx): Valued => {
     const of = ctx.config.of;
     if (!Array.isArray(of)) throw new PermanentError(`step "${ctx.stepName}" needs initialization.of`);

@@ -5,16 +5,24 @@ import { registerMigrateCommand } from './migrateCommand.ts';
 import { registerQueueCommands } from './queueCommands.ts';
 import { registerDemoCommand } from './demoCommand.ts';
 import { registerConfigCommands } from './configCommands.ts';
+import { registerServiceCommands } from './serviceCommands.ts';
+import { registerDevCommand } from './devCommand.ts';
+import { registerClientCommands } from './clientCommands.ts';
+import { TASKER_VERSION } from '../services/version.ts';
 
 const program = new Command()
   .name('tasker')
   .description('Tasker: DAG workflow orchestration on PostgreSQL for TypeScript step handlers')
+  .version(TASKER_VERSION)
   .showHelpAfterError();
 
 registerMigrateCommand(program);
 registerQueueCommands(program);
 registerDemoCommand(program);
 registerConfigCommands(program);
+registerServiceCommands(program);
+registerDevCommand(program);
+registerClientCommands(program);
 
 try {
   await program.parseAsync(process.argv);

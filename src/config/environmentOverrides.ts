@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { delimiter } from 'node:path';
 import type { ConfigProblem } from '../domain/errors.ts';
 import { DEPLOYMENT_MODES, LOG_LEVELS, MESSAGING_BACKENDS } from './schema.ts';
 
@@ -98,6 +99,24 @@ export function environmentOverrides(env: Env, problems: ConfigProblem[]): Overr
       .map((ns) => ns.trim())
       .filter((ns) => ns !== '');
     overrides.push({ variable: 'WORKER_NAMESPACES', path: ['worker', 'namespaces'], value: list });
+  }
+
+  const handlersModule = set(env, 'TASKER_HANDLERS_MODULE');
+  if (handlersModule !== undefined) {
+    overrides.push({
+      variable: 'TASKER_HANDLERS_MODULE',
+      path: ['worker', 'handlers_module'],
+      value: handlersModule.trim(),
+    });
+  }
+
+  const templatePath = set(env, 'TASKER_TEMPLATE_PATH');
+  if (templatePath !== undefined) {
+    const paths = templatePath
+      .split(delimiter)
+      .map((entry) => entry.trim())
+      .filter((entry) => entry !== '');
+    overrides.push({ variable: 'TASKER_TEMPLATE_PATH', path: ['worker', 'template_paths'], value: paths });
   }
 
   const levelVariable = set(env, 'LOG_LEVEL') !== undefined ? 'LOG_LEVEL' : 'RUST_LOG';

@@ -138,16 +138,12 @@ const grpcSettings = (port: number) =>
 const webSettings = (port: number) =>
   table(
     {
-      enabled: bool(true, 'Serve the REST API and health endpoints.', { pending: SERVICES_PENDING }),
-      bind_address: text(`0.0.0.0:${port}`, 'Address and port of the HTTP server.', {
-        ...BIND_ADDRESS,
-        pending: SERVICES_PENDING,
-      }),
-      request_timeout_ms: int(100, 10 * MINUTE_MS, 30_000, 'Longest time a request may take.', {
-        pending: SERVICES_PENDING,
-      }),
+      enabled: bool(true, 'Serve the REST API and health endpoints.'),
+      bind_address: text(`0.0.0.0:${port}`, 'Address and port of the HTTP server.', BIND_ADDRESS),
+      request_timeout_ms: int(100, 10 * MINUTE_MS, 30_000, 'Longest time a request may take.'),
+      body_limit_bytes: int(1_024, 100 * 1_048_576, 1_048_576, 'Largest request body accepted (413 beyond).'),
     },
-    { description: 'HTTP server.', pending: SERVICES_PENDING },
+    { description: 'HTTP server.' },
   );
 
 const listenerSettings = (reconnectMs: number, healthCheckMs: number) => ({
@@ -206,11 +202,19 @@ export const configSchema = table(
         ...poolSettings,
         query_cache: table(
           {
-            enabled: bool(false, 'Cache template lookups in memory.', { pending: ENGINE_PENDING }),
-            max_size: int(1, 1_000_000, 1_000, 'Most cached entries.', { pending: ENGINE_PENDING }),
-            ttl_seconds: int(1, 86_400, 300, 'Seconds an entry stays cached.', { pending: ENGINE_PENDING }),
+            enabled: bool(false, 'Cache template lookups in memory.'),
+            max_size: int(1, 1_000_000, 1_000, 'Most cached entries.'),
+            ttl_seconds: int(
+              1,
+              86_400,
+              300,
+              'Seconds an entry stays cached (a re-registered template is seen after it).',
+            ),
           },
-          { description: 'In-process cache for read-mostly queries.', pending: ENGINE_PENDING },
+          {
+            description:
+              'In-process cache for read-mostly queries (task templates looked up at task creation).',
+          },
         ),
       },
       { description: 'The PostgreSQL database and its connection pool.' },
@@ -274,12 +278,13 @@ export const configSchema = table(
         max_concurrent_tasks: int(1, 1_000_000, 100, 'Tasks processed at once by this orchestrator.', {
           pending: ENGINE_PENDING,
         }),
-        task_timeout_seconds: int(1, 30 * 86_400, 3_600, 'A task running longer is moved to error.', {
-          pending: SERVICES_PENDING,
-        }),
-        shutdown_timeout_ms: int(0, 10 * MINUTE_MS, 30_000, 'Grace period for in-flight work on SIGTERM.', {
-          pending: SERVICES_PENDING,
-        }),
+        task_timeout_seconds: int(
+          60,
+          365 * 86_400,
+          3_600,
+          'An unfinished task older than this is moved to error with a DLQ entry by the staleness detector (template lifecycle.max_duration_minutes overrides).',
+        ),
+        shutdown_timeout_ms: int(0, 10 * MINUTE_MS, 30_000, 'Grace period for in-flight work on SIGTERM.'),
         hybrid: hybridSettings('queue notifications', 'Hybrid mode: listeners first, polling as fallback.'),
         event_driven: table(
           {
@@ -358,6 +363,41 @@ export const configSchema = table(
           },
           { description: 'Notifications from workers to orchestration.', pending: MODES_PENDING },
         ),
+        staleness: table(
+          {
+            enabled: bool(
+              true,
+              'Run the staleness detector: a task without progress past its threshold moves to error with a DLQ entry.',
+            ),
+            detection_interval_seconds: int(
+              1,
+              86_400,
+              300,
+              'Seconds between detector runs (every orchestrator runs one; row locks keep them apart).',
+            ),
+            batch_size: int(1, 10_000, 100, 'Most tasks moved to error per run.'),
+            waiting_for_dependencies_minutes: int(
+              1,
+              525_600,
+              60,
+              'Minutes without progress allowed in pending and waiting_for_dependencies (template lifecycle.max_waiting_for_dependencies_minutes overrides).',
+            ),
+            waiting_for_retry_minutes: int(
+              1,
+              525_600,
+              30,
+              'Minutes without progress allowed in waiting_for_retry, past a scheduled retry (template lifecycle.max_waiting_for_retry_minutes overrides).',
+            ),
+            steps_in_process_minutes: int(
+              1,
+              525_600,
+              30,
+              'Minutes without progress (no task or step transition) allowed in steps_in_process and the other active states (template lifecycle.max_steps_in_process_minutes overrides).',
+            ),
+            dry_run: bool(false, 'Only log the tasks that are stale; change nothing.'),
+          },
+          { description: 'Staleness detection and the dead-letter queue (DLQ).' },
+        ),
         health: table(
           {
             health_check_interval_ms: int(100, HOUR_MS, 30_000, 'How often internal health is evaluated.', {
@@ -383,20 +423,42 @@ export const configSchema = table(
         deployment_mode: oneOf(DEPLOYMENT_MODES, 'Hybrid', 'How this worker learns of work.', {
           pending: MODES_PENDING,
         }),
-        namespaces: list(NAMESPACE, [], 'Namespaces this worker serves (queues worker_<namespace>_queue).', {
-          pending: SERVICES_PENDING,
-        }),
-        max_concurrent_handlers: int(1, 100_000, 10, 'Handlers running at once.', {
-          pending: ENGINE_PENDING,
-        }),
+        namespaces: list(
+          NAMESPACE,
+          [],
+          'Namespaces this worker serves (queues worker_<namespace>_queue); empty means those of its templates.',
+        ),
+        handlers_module: text(
+          '',
+          'Module exporting the step handlers (TypeScript or JavaScript); TASKER_HANDLERS_MODULE or --handlers override it.',
+          { pattern: /^.*$/, expected: 'a module path, or empty for none' },
+        ),
+        template_paths: list(
+          { pattern: /^.+$/, expected: 'folders or files of task templates' },
+          [],
+          'Where task templates (YAML) are read; TASKER_TEMPLATE_PATH (":"-separated) or --templates override it.',
+        ),
+        max_concurrent_handlers: int(
+          1,
+          100_000,
+          10,
+          'Handlers running at once; more work waits in the queue.',
+        ),
         handler_timeout_ms: int(
           10,
           7 * 24 * HOUR_MS,
           30_000,
           'Default per-step timeout (templates may override).',
-          {
-            pending: ENGINE_PENDING,
-          },
+        ),
+        shutdown_timeout_ms: int(
+          0,
+          10 * MINUTE_MS,
+          30_000,
+          'On SIGTERM, how long running handlers may finish before their steps are handed back.',
+        ),
+        apply_results_inline: bool(
+          true,
+          "Apply a step's result in the worker's completing commit (one commit per step) instead of through orchestration_step_results.",
         ),
         hybrid: hybridSettings('step notifications', 'Hybrid mode for the worker.'),
         event_driven: table(

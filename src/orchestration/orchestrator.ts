@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { v7 as uuidv7 } from 'uuid';
 import type { Database } from '../db/database.ts';
-import { processFinalizationRequests, processStepResults } from '../db/queries/orchestrationQueues.ts';
+import { processOrchestrationQueues } from '../db/queries/orchestrationQueues.ts';
 import { isTaskerError } from '../domain/errors.ts';
 import type { MessagingProvider } from '../messaging/messagingProvider.ts';
 import { WakeupLoop } from '../messaging/wakeupLoop.ts';
@@ -77,10 +77,11 @@ export class Orchestrator {
     const batch = this.options.batchSize ?? 50;
     const vt = this.options.visibilityTimeoutSeconds ?? 30;
     for (;;) {
-      const results = await processStepResults(this.options.db, batch, vt, this.processorUuid);
-      const requests = await this.processTaskRequests(batch, vt);
-      const finalizations = await processFinalizationRequests(this.options.db, batch, vt, this.processorUuid);
-      if (results < batch && requests < batch && finalizations < batch) return;
+      // Step results and finalizations are applied in SQL, in one round trip that also says whether task
+      // requests wait; those need TypeScript (validation, identity), so only then do we read them.
+      const pass = await processOrchestrationQueues(this.options.db, batch, vt, this.processorUuid);
+      const requests = pass.taskRequestsWaiting ? await this.processTaskRequests(batch, vt) : 0;
+      if (pass.stepResults < batch && requests < batch && pass.finalizations < batch) return;
     }
   }
 

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/database.ts';
 import { claimSteps } from '../db/queries/claimSteps.ts';
 import type { ClaimedStep } from '../db/queries/claimSteps.ts';
-import { completeAndClaim } from '../db/queries/completeStep.ts';
+import { completeAndClaim, signalSent } from '../db/queries/completeStep.ts';
 import type { CompleteOutcome } from '../db/queries/completeStep.ts';
 import { registerTemplate } from '../db/queries/registerTemplate.ts';
 import { isConnectionError } from '../db/sqlState.ts';
@@ -36,7 +36,12 @@ export interface WorkerOptions {
   heartbeatIntervalMs?: number;
   /** Timeout of steps whose template sets none. @defaultValue 30000 */
   defaultTimeoutMs?: number;
-  /** Apply results in the worker's completing commit instead of via orchestration_step_results. @defaultValue false */
+  /**
+   * Apply results in the worker's completing commit (next steps enqueued and, in the same round trip, claimed;
+   * the task finalized) instead of via orchestration_step_results. false routes every result through the
+   * orchestrator, as a broker without SQL access (RabbitMQ) requires.
+   * @defaultValue true (it was false before migration 0006; the service configuration already defaulted to true)
+   */
   applyResultsInline?: boolean;
   /** @defaultValue true */
   listen?: boolean;
@@ -72,6 +77,7 @@ export class Worker {
   private readonly shutdown = new AbortController();
   private readonly capacity: number;
   private nextNamespace = 0;
+  private readonly debugEnabled: boolean;
   private started = false;
   private stopping = false;
 
@@ -91,6 +97,7 @@ export class Worker {
     // Every running step listens on the shutdown signal; capacity bounds how many do.
     setMaxListeners(this.capacity + 10, this.shutdown.signal);
     this.logger = (options.logger ?? silentLogger).child({ component: 'worker', worker_id: this.id });
+    this.debugEnabled = this.logger.isLevelEnabled('debug');
     this.loop = new WakeupLoop({
       provider: options.provider,
       queues: this.namespaces.map(workerQueueName),
@@ -165,15 +172,29 @@ export class Worker {
   }
 
   private startStep(step: ClaimedStep, namespace: string): void {
-    const done = this.runStep(step, namespace).finally(() => {
-      this.running.delete(step.stepUuid);
-      // Capacity freed: look for more work right away.
-      this.loop.wake();
-    });
+    const done = this.runStep(step, namespace).then(
+      (refilled) => {
+        this.running.delete(step.stepUuid);
+        // Capacity freed and not refilled by the completing round trip: look for more work right away.
+        if (!refilled) this.loop.wake();
+      },
+      (error: unknown) => {
+        this.running.delete(step.stepUuid);
+        this.logger.error(
+          { step_uuid: step.stepUuid, err: error instanceof Error ? error.message : String(error) },
+          'step run failed',
+        );
+        this.loop.wake();
+      },
+    );
     this.running.set(step.stepUuid, { step, namespace, done });
   }
 
-  private async runStep(step: ClaimedStep, namespace: string): Promise<void> {
+  /**
+   * Runs the step and stores its outcome. Resolves true when the storing round trip already looked for more
+   * work for the freed slot (so no extra drain is needed), false when a drain should look.
+   */
+  private async runStep(step: ClaimedStep, namespace: string): Promise<boolean> {
     const lease = this.options.leaseSeconds ?? 30;
     const queue = workerQueueName(namespace);
     const heartbeat = setInterval(
@@ -200,35 +221,45 @@ export class Worker {
     } finally {
       clearInterval(heartbeat);
     }
-    if (this.shutdown.signal.aborted) return;
-    const result = await this.storeOutcome(step, namespace, outcome);
-    this.logger.debug(
-      {
-        correlation_id: step.correlationId,
-        task_uuid: step.taskUuid,
-        step_uuid: step.stepUuid,
-        step: step.stepName,
-        attempt: step.attempt,
-        success: outcome.success,
-        outcome: result,
-      },
-      'step finished',
-    );
+    if (this.shutdown.signal.aborted) return false;
+    const { outcome: result, refilled } = await this.storeOutcome(step, namespace, outcome);
+    if (this.debugEnabled) {
+      this.logger.debug(
+        {
+          correlation_id: step.correlationId,
+          task_uuid: step.taskUuid,
+          step_uuid: step.stepUuid,
+          step: step.stepName,
+          attempt: step.attempt,
+          success: outcome.success,
+          outcome: result,
+        },
+        'step finished',
+      );
+    }
+    return refilled;
   }
 
   /**
    * Stores the result and, in the same round trip, claims as much new work as the freed slot allows: in a
    * chain, the step this result makes ready is claimed without a notification or another commit.
+   * `refilled` is true when that claim looked at everything this worker could take: it filled the room, or
+   * it found the (only) namespace's queue without more visible work. Work that becomes visible later comes
+   * with its own signal (or a retry's timer, or the poll).
    */
   private async storeOutcome(
     step: ClaimedStep,
     namespace: string,
     outcome: StepOutcome,
-  ): Promise<CompleteOutcome | 'unstored'> {
+  ): Promise<{ outcome: CompleteOutcome | 'unstored'; refilled: boolean }> {
     for (let attempt = 0; ; attempt++) {
       try {
         const room = this.stopping ? 0 : this.capacity - this.running.size + 1;
-        const { outcome: stored, claimed } = await completeAndClaim(
+        const {
+          outcome: stored,
+          claimed,
+          signal,
+        } = await completeAndClaim(
           this.options.db,
           {
             taskUuid: step.taskUuid,
@@ -238,12 +269,22 @@ export class Worker {
             payload: outcome.success ? outcome.result : outcome.failure,
             workerId: this.id,
             executionMs: outcome.executionMs,
-            inline: this.options.applyResultsInline ?? false,
+            inline: this.options.applyResultsInline ?? true,
           },
-          { namespace, leaseSeconds: this.options.leaseSeconds ?? 30, limit: room },
+          { namespace, leaseSeconds: this.options.leaseSeconds ?? 30, limit: room, deferSignal: true },
         );
         for (const next of claimed) this.startStep(next, namespace);
-        return stored;
+        if (signal !== null) {
+          // After the durable commit, in a transaction of its own (see signalSent); a hint only.
+          await signalSent(this.options.db, signal).catch((error: unknown) =>
+            this.logger.warn(
+              { queue: signal.queue, err: error instanceof Error ? error.message : String(error) },
+              'wake-up signal failed; consumers will find the messages by polling',
+            ),
+          );
+        }
+        const refilled = room > 0 && (claimed.length >= room || this.namespaces.length === 1);
+        return { outcome: stored, refilled };
       } catch (error) {
         const delay = COMPLETE_RETRY_DELAYS_MS[attempt];
         if (delay === undefined || !isConnectionError(error)) {
@@ -256,7 +297,7 @@ export class Worker {
             },
             'could not store step result',
           );
-          return 'unstored';
+          return { outcome: 'unstored', refilled: false };
         }
         await new Promise((resolve) => setTimeout(resolve, delay));
       }

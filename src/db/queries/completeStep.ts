@@ -51,28 +51,61 @@ export async function completeStep(db: Queryable, input: StepCompletion): Promis
   return rows[0]?.outcome ?? 'stale';
 }
 
+/** A wake-up signal to send once the transaction that sent these messages has committed. */
+export interface PendingSignal {
+  queue: string;
+  msgIds: string[];
+}
+
+/**
+ * Sends a wake-up signal in a transaction of its own (tasker.signal_sent): such a transaction has nothing to
+ * make durable, so it commits asynchronously and holds PostgreSQL's notify lock for microseconds instead of
+ * through a WAL flush (every notifying commit in a database runs one at a time). The signal is a hint:
+ * polling finds the messages if it is lost.
+ */
+export async function signalSent(db: Queryable, signal: PendingSignal): Promise<void> {
+  await db.query('SELECT tasker.signal_sent($1, $2::bigint[])', [signal.queue, signal.msgIds], {
+    name: 'tasker_signal_sent',
+  });
+}
+
+type CompleteAndClaimRow = { outcome: CompleteOutcome } & Partial<ClaimRow> & {
+    notify_queue: string | null;
+    notify_msg_ids: (string | number)[] | null;
+  };
+
 /**
  * completeStep, then in the same round trip and the same (durable) commit, claims up to `claimLimit` more
- * steps of `namespace` for this worker — often the very step this result just made ready. A chain of steps
- * then costs one commit per step and no wake-up in between.
+ * steps of `namespace` for this worker — often the very step this result just made ready
+ * (tasker.complete_and_claim). A chain of steps then costs one commit per step and no wake-up in between:
+ * steps the result made ready and this call claimed itself are not signalled to anyone.
+ * With `deferSignal`, the commit sends no notification; what is left to signal is returned as `signal`, to
+ * be sent with signalSent() (a pool, not a transaction: it must run after this commit).
  */
 export async function completeAndClaim(
   db: Queryable,
   input: StepCompletion,
-  claim: { namespace: string; leaseSeconds: number; limit: number },
-): Promise<{ outcome: CompleteOutcome; claimed: ClaimedStep[] }> {
-  const { rows } = await db.query<{ outcome: CompleteOutcome } & Partial<ClaimRow>>(
-    `WITH done AS MATERIALIZED (
-       SELECT tasker.complete_step($1, $2, $3, $4, $5::jsonb, $6, $7, $8) AS outcome
-     )
-     SELECT done.outcome, c.*
-     FROM done LEFT JOIN LATERAL tasker.claim_steps($9, $6, $10, $11, false) c ON done.outcome IS NOT NULL`,
-    [...completionParams(input), claim.namespace, claim.leaseSeconds, claim.limit],
-    { name: 'tasker_complete_and_claim' },
+  claim: { namespace: string; leaseSeconds: number; limit: number; deferSignal?: boolean },
+): Promise<{ outcome: CompleteOutcome; claimed: ClaimedStep[]; signal: PendingSignal | null }> {
+  const { rows } = await db.query<CompleteAndClaimRow>(
+    'SELECT * FROM tasker.complete_and_claim($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12)',
+    [
+      ...completionParams(input),
+      claim.namespace,
+      claim.leaseSeconds,
+      Math.max(0, claim.limit),
+      claim.deferSignal !== true,
+    ],
+    { name: 'tasker_complete_and_claim_v2' },
   );
   const outcome = rows[0]?.outcome ?? 'stale';
-  const claimed = rows
-    .filter((row): row is { outcome: CompleteOutcome } & ClaimRow => row.step_uuid != null)
-    .map(toClaimedStep);
-  return { outcome, claimed };
+  const claimed: ClaimedStep[] = [];
+  let signal: PendingSignal | null = null;
+  for (const row of rows) {
+    if (row.step_uuid != null) claimed.push(toClaimedStep(row as ClaimRow));
+    if (row.notify_queue != null && row.notify_msg_ids != null && row.notify_msg_ids.length > 0) {
+      signal = { queue: row.notify_queue, msgIds: row.notify_msg_ids.map(String) };
+    }
+  }
+  return { outcome, claimed, signal };
 }

@@ -1,4 +1,5 @@
 import type { Queryable } from '../database.ts';
+import { signalSent } from './completeStep.ts';
 
 export interface NewTaskRow {
   task_uuid: string;
@@ -36,10 +37,20 @@ export interface CreatedTask {
   enqueuedSteps: number;
 }
 
+/** A pool (or the embedded database), as opposed to one transaction's client: it can run a later transaction. */
+function isDatabase(db: Queryable): boolean {
+  return typeof (db as { transaction?: unknown }).transaction === 'function';
+}
+
 /**
- * One round trip, one commit: the task, its steps, edges and transitions, and the root steps enqueued
- * (tasker.create_task). `requestMsgId` archives the orchestration_task_requests message in the same commit.
+ * One commit: the task, its steps, edges and transitions, and the root steps enqueued (tasker.create_task).
+ * `requestMsgId` archives the orchestration_task_requests message in the same commit.
  * A duplicate identity raises unique_violation on constraint tasks_identity_hash_key.
+ *
+ * On a pool, the workers' wake-up signal goes out right after that commit in a transaction of its own
+ * (tasker.create_task_quiet, then signalSent): a commit that notifies holds PostgreSQL's database-wide
+ * notify lock through its WAL flush, which made concurrent creations run one at a time. Inside a caller's
+ * transaction, the signal is part of that transaction (tasker.create_task) and goes out when it commits.
  */
 export async function insertTask(
   db: Queryable,
@@ -48,12 +59,33 @@ export async function insertTask(
   edges: { from: string; to: string }[],
   requestMsgId?: string,
 ): Promise<CreatedTask> {
-  const { rows } = await db.query<{ task_uuid: string; current_state: string; enqueued_steps: number }>(
-    'SELECT task_uuid, current_state, enqueued_steps FROM tasker.create_task($1::jsonb, $2::jsonb, $3::jsonb, $4::bigint)',
-    [JSON.stringify(task), JSON.stringify(steps), JSON.stringify(edges), requestMsgId ?? null],
-    { name: 'tasker_create_task' },
+  const params = [JSON.stringify(task), JSON.stringify(steps), JSON.stringify(edges), requestMsgId ?? null];
+  if (!isDatabase(db)) {
+    const { rows } = await db.query<{ task_uuid: string; current_state: string; enqueued_steps: number }>(
+      'SELECT task_uuid, current_state, enqueued_steps FROM tasker.create_task($1::jsonb, $2::jsonb, $3::jsonb, $4::bigint)',
+      params,
+      { name: 'tasker_create_task' },
+    );
+    const row = rows[0];
+    if (row === undefined) throw new Error('tasker.create_task returned no row');
+    return { taskUuid: row.task_uuid, state: row.current_state, enqueuedSteps: row.enqueued_steps };
+  }
+  const { rows } = await db.query<{
+    task_uuid: string;
+    current_state: string;
+    enqueued_steps: number;
+    queue: string;
+    msg_ids: (string | number)[] | null;
+  }>(
+    'SELECT task_uuid, current_state, enqueued_steps, queue, msg_ids FROM tasker.create_task_quiet($1::jsonb, $2::jsonb, $3::jsonb, $4::bigint)',
+    params,
+    { name: 'tasker_create_task_quiet' },
   );
   const row = rows[0];
-  if (row === undefined) throw new Error('tasker.create_task returned no row');
+  if (row === undefined) throw new Error('tasker.create_task_quiet returned no row');
+  if (row.msg_ids !== null && row.msg_ids.length > 0) {
+    // The task is committed; a lost signal only means a worker finds the steps on its next poll.
+    await signalSent(db, { queue: row.queue, msgIds: row.msg_ids.map(String) }).catch(() => undefined);
+  }
   return { taskUuid: row.task_uuid, state: row.current_state, enqueuedSteps: row.enqueued_steps };
 }

@@ -144,7 +144,8 @@ export const STEP_TRANSITIONS = freezeTable<StepState, StepEventType>({
     wait_for_retry: 'waiting_for_retry',
     ...cancelOrOperator,
   },
-  waiting_for_retry: { retry: 'pending', ...cancelOrOperator },
+  // `fail`: the retry will not happen because the task was failed (the staleness detector).
+  waiting_for_retry: { retry: 'pending', fail: 'error', ...cancelOrOperator },
   complete: {},
   error: { retry: 'pending', reset_for_retry: 'pending', ...cancelOrOperator },
   cancelled: {},

@@ -70,6 +70,7 @@ export const TASK_EVENT_TYPES = [
   'cancel',
   'resolve_manually',
   'reset',
+  'staleness_timeout',
 ] as const;
 export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
 
@@ -101,7 +102,12 @@ export type TaskEvent =
   /** Operator action from any non-terminal state. */
   | { readonly type: 'resolve_manually'; readonly resolvedBy?: string; readonly reason?: string }
   /** Operator action: a task in `error` starts over from `pending` (steps keep their states). */
-  | { readonly type: 'reset'; readonly reason?: string };
+  | { readonly type: 'reset'; readonly reason?: string }
+  /**
+   * The staleness detector found the task without progress past its threshold (or past its max lifetime):
+   * it fails from whatever non-terminal state it is stuck in, with a DLQ entry for an operator to look at.
+   */
+  | { readonly type: 'staleness_timeout'; readonly thresholdMinutes?: number };
 
 // Compile-time check that TASK_EVENT_TYPES and the TaskEvent union name the same events.
 type _SameTaskEvents = [TaskEventType] extends [TaskEvent['type']]
@@ -111,40 +117,44 @@ type _SameTaskEvents = [TaskEventType] extends [TaskEvent['type']]
   : never;
 const _taskEventsMatch: _SameTaskEvents = true;
 
-const cancelOrResolve = { cancel: 'cancelled', resolve_manually: 'resolved_manually' } as const;
+const anyNonTerminal = {
+  cancel: 'cancelled',
+  resolve_manually: 'resolved_manually',
+  staleness_timeout: 'error',
+} as const;
 
 /**
  * tasker-core's task table (reference §2.1, `determine_target_state_internal`), legacy paths included.
- * `cancel` and `resolve_manually` are accepted in every non-terminal state; of the terminal states only
+ * `cancel`, `resolve_manually` and `staleness_timeout` are accepted in every non-terminal state; of the terminal states only
  * `error` accepts anything: `reset` (an operator brings a failed task back to life) or `resolve_manually`.
  */
 export const TASK_TRANSITIONS = freezeTable<TaskState, TaskEventType>({
-  pending: { start: 'initializing', ...cancelOrResolve },
+  pending: { start: 'initializing', ...anyNonTerminal },
   initializing: {
     ready_steps_found: 'enqueuing_steps',
     no_steps_found: 'complete',
     no_dependencies_ready: 'waiting_for_dependencies',
-    ...cancelOrResolve,
+    ...anyNonTerminal,
   },
-  enqueuing_steps: { steps_enqueued: 'steps_in_process', enqueue_failed: 'error', ...cancelOrResolve },
+  enqueuing_steps: { steps_enqueued: 'steps_in_process', enqueue_failed: 'error', ...anyNonTerminal },
   steps_in_process: {
     step_completed: 'evaluating_results',
     all_steps_completed: 'evaluating_results',
     step_failed: 'waiting_for_retry',
     complete: 'complete',
     fail: 'error',
-    ...cancelOrResolve,
+    ...anyNonTerminal,
   },
   evaluating_results: {
     all_steps_successful: 'complete',
     ready_steps_found: 'enqueuing_steps',
     no_dependencies_ready: 'waiting_for_dependencies',
     permanent_failure: 'blocked_by_failures',
-    ...cancelOrResolve,
+    ...anyNonTerminal,
   },
-  waiting_for_dependencies: { dependencies_ready: 'evaluating_results', ...cancelOrResolve },
-  waiting_for_retry: { retry_ready: 'enqueuing_steps', ...cancelOrResolve },
-  blocked_by_failures: { give_up: 'error', manual_resolution: 'resolved_manually', ...cancelOrResolve },
+  waiting_for_dependencies: { dependencies_ready: 'evaluating_results', ...anyNonTerminal },
+  waiting_for_retry: { retry_ready: 'enqueuing_steps', ...anyNonTerminal },
+  blocked_by_failures: { give_up: 'error', manual_resolution: 'resolved_manually', ...anyNonTerminal },
   complete: {},
   error: { reset: 'pending', resolve_manually: 'resolved_manually' },
   cancelled: {},

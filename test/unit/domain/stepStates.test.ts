@@ -54,6 +54,8 @@ const EXPECTED: Edge[] = [
   ['enqueued_as_error_for_orchestration', 'fail', 'error'],
   ['enqueued_as_error_for_orchestration', 'complete', 'complete'],
   ['waiting_for_retry', 'retry', 'pending'],
+  // Its task was failed by the staleness detector: the retry will not happen.
+  ['waiting_for_retry', 'fail', 'error'],
   ['error', 'retry', 'pending'],
   ['error', 'reset_for_retry', 'pending'],
   ...CANCEL_AND_OPERATOR,
@@ -100,10 +102,10 @@ describe('step states', () => {
 });
 
 describe('step transition table', () => {
-  it('holds exactly the transitions of reference §2.2 plus lease_expired and operator fixes (42 edges)', () => {
+  it('holds exactly the transitions of reference §2.2 plus lease_expired, operator fixes and staleness (43 edges)', () => {
     const actual = stepTransitionEdges().map(({ from, event, to }) => `${from} --${event}--> ${to}`);
     const expected = EXPECTED.map(([from, event, to]) => `${from} --${event}--> ${to}`);
-    expect(actual).toHaveLength(42);
+    expect(actual).toHaveLength(43);
     expect([...actual].sort()).toEqual([...expected].sort());
   });
 
@@ -166,7 +168,7 @@ describe('step transition table', () => {
     });
     expect((caught as Error).message).toBe(
       "step in state 'waiting_for_retry' does not accept event 'start'; " +
-        "events accepted in 'waiting_for_retry': retry, cancel, complete_manually, resolve_manually",
+        "events accepted in 'waiting_for_retry': fail, retry, cancel, complete_manually, resolve_manually",
     );
   });
 
@@ -253,7 +255,7 @@ describe('allowed targets', () => {
         'resolved_manually',
       ],
     ],
-    ['waiting_for_retry', ['pending', 'complete', 'cancelled', 'resolved_manually']],
+    ['waiting_for_retry', ['pending', 'complete', 'error', 'cancelled', 'resolved_manually']],
     ['enqueued_for_orchestration', ['complete', 'error', 'cancelled', 'resolved_manually']],
   ] as const)('from %s: %j', (from, targets) => {
     expect(allowedTargets(from)).toEqual(targets);

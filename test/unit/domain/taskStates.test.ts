@@ -56,6 +56,7 @@ const EXPECTED: [TaskState, TaskEventType, TaskState][] = [
     'resolve_manually',
     'resolved_manually',
   ]),
+  ...NON_TERMINAL.map((from): [TaskState, TaskEventType, TaskState] => [from, 'staleness_timeout', 'error']),
   ['error', 'reset', 'pending'],
   ['error', 'resolve_manually', 'resolved_manually'],
 ];
@@ -103,10 +104,10 @@ describe('task states', () => {
 });
 
 describe('task transition table', () => {
-  it('holds exactly the transitions of reference §2.1 plus resolving a failed task (37 edges)', () => {
+  it('holds exactly the transitions of reference §2.1 plus resolving a failed task and staleness (45 edges)', () => {
     const actual = taskTransitionEdges().map(({ from, event, to }) => `${from} --${event}--> ${to}`);
     const expected = EXPECTED.map(([from, event, to]) => `${from} --${event}--> ${to}`);
-    expect(actual).toHaveLength(37);
+    expect(actual).toHaveLength(45);
     expect([...actual].sort()).toEqual([...expected].sort());
   });
 
@@ -225,6 +226,19 @@ describe('operator and cancellation events on tasks', () => {
     });
   });
 
+  it.each(NON_TERMINAL)('%s moves to error on staleness_timeout (the staleness detector)', (state) => {
+    expect(transition(state, { type: 'staleness_timeout', thresholdMinutes: 30 })).toEqual({
+      ok: true,
+      to: 'error',
+    });
+  });
+
+  it('staleness_timeout is refused by every terminal state', () => {
+    expect(
+      TASK_STATES.filter((state) => isTerminal(state) && transition(state, { type: 'staleness_timeout' }).ok),
+    ).toEqual([]);
+  });
+
   it('reset is accepted only from error', () => {
     expect(TASK_STATES.filter((state) => transition(state, { type: 'reset' }).ok)).toEqual(['error']);
   });
@@ -232,10 +246,10 @@ describe('operator and cancellation events on tasks', () => {
 
 describe('allowed targets', () => {
   it.each([
-    ['pending', ['initializing', 'cancelled', 'resolved_manually']],
+    ['pending', ['initializing', 'error', 'cancelled', 'resolved_manually']],
     [
       'initializing',
-      ['enqueuing_steps', 'waiting_for_dependencies', 'complete', 'cancelled', 'resolved_manually'],
+      ['enqueuing_steps', 'waiting_for_dependencies', 'complete', 'error', 'cancelled', 'resolved_manually'],
     ],
     [
       'steps_in_process',

@@ -1,0 +1,11 @@
+import { ensureDatabaseExists } from '../../src/db/createDatabase.ts';
+import { migrate } from '../../src/db/migrate.ts';
+import { PostgresDatabase } from '../../src/db/postgresDatabase.ts';
+import { registerTemplate } from '../../src/db/queries/registerTemplate.ts';
+import { benchTemplates } from './benchTemplates.ts';
+const url = process.argv[2]!;
+await ensureDatabaseExists(url);
+const db = new PostgresDatabase(url, { maxConnections: 1 });
+await migrate(db);
+for (const t of benchTemplates()) await registerTemplate(db, t);
+await db.close();

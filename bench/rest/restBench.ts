@@ -1,0 +1,249 @@
+/**
+ * REST benchmark: Tasker as its users see it. A real `tasker orchestration` process and a real `tasker worker`
+ * process (no-op handlers), and this process as the client, talking HTTP only: tasks are created with
+ * `POST /v1/tasks` and their completion is awaited with `GET /v1/tasks/{uuid}?wait=N`, which answers as soon
+ * as the task is finished (a NOTIFY wakes the server). Prints figures only; nothing passes or fails.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureDatabaseExists } from '../../src/db/createDatabase.ts';
+import { migrate } from '../../src/db/migrate.ts';
+import { PostgresDatabase } from '../../src/db/postgresDatabase.ts';
+import {
+  startOrchestrationProcess,
+  startWorkerProcess,
+  stopProcess,
+} from '../../test/helpers/e2e/taskerProcess.ts';
+import type { TaskerProcess } from '../../test/helpers/e2e/taskerProcess.ts';
+import {
+  describeMachine,
+  distribution,
+  envNumber,
+  fixed,
+  formatTable,
+  printMachineHeader,
+  progress,
+  round,
+} from '../benchSupport.ts';
+import type { Distribution } from '../benchSupport.ts';
+import { BENCH_TEMPLATE_FILES, DIAMOND, LINEAR, ONE_STEP, taskRequest } from '../engine/benchTemplates.ts';
+import type { BenchWorkflow } from '../engine/benchTemplates.ts';
+
+const DEFAULT_DATABASE_URL = 'postgres://root@127.0.0.1:5432/tasker_bench_rest';
+const HANDLERS = fileURLToPath(new URL('./benchHandlers.ts', import.meta.url));
+const TARGETS = { linearP50Ms: 10, createP50Ms: 3 };
+
+const config = {
+  databaseUrl: process.env.BENCH_DATABASE_URL ?? DEFAULT_DATABASE_URL,
+  creates: Math.round(envNumber('BENCH_REST_CREATES', 500)),
+  linearRuns: Math.round(envNumber('BENCH_LINEAR_RUNS', 200)),
+  warmup: Math.round(envNumber('BENCH_LINEAR_WARMUP', 20)),
+  diamonds: Math.round(envNumber('BENCH_DIAMONDS', 500)),
+  oneStepTasks: Math.round(envNumber('BENCH_ONE_STEP_TASKS', 5000)),
+  concurrency: Math.round(envNumber('BENCH_CREATE_CONCURRENCY', 16)),
+};
+
+interface Task {
+  task_uuid: string;
+  status: string;
+}
+
+async function call<T>(method: string, url: string, body?: unknown): Promise<T> {
+  const response = await fetch(url, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${url} → ${response.status} ${text}`);
+  return JSON.parse(text) as T;
+}
+
+const create = (api: string, workflow: BenchWorkflow, seq: number): Promise<Task> =>
+  call<Task>('POST', `${api}/v1/tasks`, taskRequest(workflow, seq));
+
+const awaitFinished = (api: string, taskUuid: string): Promise<Task> =>
+  call<Task>('GET', `${api}/v1/tasks/${taskUuid}?wait=60`);
+
+/** Runs `fn(i)` for i in [0, count) with at most `limit` in flight. */
+async function pool(count: number, limit: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, count) }, async () => {
+      while (next < count) await fn(next++);
+    }),
+  );
+}
+
+async function createLatency(api: string): Promise<Distribution> {
+  progress(`POST /v1/tasks × ${config.creates}, one at a time`);
+  const samples: number[] = [];
+  const uuids: string[] = [];
+  for (let i = 0; i < config.creates + config.warmup; i++) {
+    const started = performance.now();
+    const task = await create(api, ONE_STEP, i);
+    if (i >= config.warmup) samples.push(performance.now() - started);
+    uuids.push(task.task_uuid);
+  }
+  for (const uuid of uuids) await awaitFinished(api, uuid);
+  return distribution(samples);
+}
+
+async function linear(api: string): Promise<{ latency: Distribution; failed: number }> {
+  progress(`linear 4-step: ${config.linearRuns} runs one at a time (+${config.warmup} warm-up)`);
+  const samples: number[] = [];
+  let failed = 0;
+  for (let i = 0; i < config.linearRuns + config.warmup; i++) {
+    const started = performance.now();
+    const created = await create(api, LINEAR, i);
+    const done = await awaitFinished(api, created.task_uuid);
+    if (i < config.warmup) continue;
+    if (done.status !== 'complete') failed++;
+    samples.push(performance.now() - started);
+  }
+  return { latency: distribution(samples), failed };
+}
+
+interface BulkResult {
+  tasks: number;
+  failed: number;
+  seconds: number;
+  tasksPerSecond: number;
+  latency: Distribution;
+}
+
+/** Submits `count` tasks at once (`concurrency` creators) and awaits each one's completion. */
+async function bulk(api: string, workflow: BenchWorkflow, count: number): Promise<BulkResult> {
+  progress(`${count} × ${workflow.name} submitted at once (${config.concurrency} concurrent creators)`);
+  const latencies: number[] = [];
+  let failed = 0;
+  const waits: Promise<void>[] = [];
+  const started = performance.now();
+  await pool(count, config.concurrency, async (i) => {
+    const t0 = performance.now();
+    const task = await create(api, workflow, i);
+    waits.push(
+      awaitFinished(api, task.task_uuid).then((done) => {
+        latencies.push(performance.now() - t0);
+        if (done.status !== 'complete') failed++;
+      }),
+    );
+  });
+  await Promise.all(waits);
+  const seconds = (performance.now() - started) / 1000;
+  return { tasks: count, failed, seconds, tasksPerSecond: count / seconds, latency: distribution(latencies) };
+}
+
+const ms = (value: number): string => fixed(value, 2);
+
+async function main(): Promise<void> {
+  await ensureDatabaseExists(config.databaseUrl);
+  const admin = new PostgresDatabase(config.databaseUrl, { maxConnections: 2 });
+  const templates = mkdtempSync(join(tmpdir(), 'tasker-rest-bench-'));
+  const processes: TaskerProcess[] = [];
+  try {
+    await migrate(admin);
+    await admin.query('TRUNCATE tasker.tasks CASCADE');
+    for (const [file, text] of Object.entries(BENCH_TEMPLATE_FILES))
+      writeFileSync(join(templates, file), text);
+    const machine = await describeMachine(admin);
+    const env = { TASKER_ENV: 'production', LOG_LEVEL: 'info' };
+    progress('starting tasker worker and tasker orchestration (separate processes)');
+    const worker = await startWorkerProcess({
+      databaseUrl: config.databaseUrl,
+      env,
+      handlers: HANDLERS,
+      templates,
+    });
+    processes.push(worker);
+    const orchestration = await startOrchestrationProcess({ databaseUrl: config.databaseUrl, env });
+    processes.push(orchestration);
+    const api = orchestration.url;
+
+    const creates = await createLatency(api);
+    const chain = await linear(api);
+    const diamonds = await bulk(api, DIAMOND, config.diamonds);
+    const oneStep = await bulk(api, ONE_STEP, config.oneStepTasks);
+
+    printMachineHeader(
+      'Tasker REST benchmark (separate orchestration and worker processes, HTTP client)',
+      machine,
+      new URL(config.databaseUrl).pathname.slice(1),
+    );
+    console.log('');
+    console.log(
+      formatTable(
+        ['measurement', 'n', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'target p50'],
+        [
+          [
+            'POST /v1/tasks (one-step task)',
+            String(creates.count),
+            ms(creates.p50),
+            ms(creates.p95),
+            ms(creates.p99),
+            ms(creates.max),
+            `≤ ${TARGETS.createP50Ms} ms`,
+          ],
+          [
+            'linear 4-step create → complete',
+            String(chain.latency.count),
+            ms(chain.latency.p50),
+            ms(chain.latency.p95),
+            ms(chain.latency.p99),
+            ms(chain.latency.max),
+            `≤ ${TARGETS.linearP50Ms} ms`,
+          ],
+        ],
+        [false, true, true, true, true, true, false],
+      ),
+    );
+    console.log('');
+    console.log(
+      formatTable(
+        ['bulk (submitted at once)', 'tasks', 'failed', 'seconds', 'tasks/s', 'latency p50 ms', 'p99 ms'],
+        [diamonds, oneStep].map((r, i) => [
+          i === 0 ? 'diamond (4 steps)' : 'one-step',
+          String(r.tasks),
+          String(r.failed),
+          fixed(r.seconds, 2),
+          fixed(r.tasksPerSecond, 0),
+          ms(r.latency.p50),
+          ms(r.latency.p99),
+        ]),
+        [false, true, true, true, true, true, true],
+      ),
+    );
+    if (chain.failed > 0) console.log(`  ${chain.failed} linear runs did not complete`);
+    console.log(
+      `BENCH_JSON ${JSON.stringify({
+        bench: 'rest',
+        machine,
+        create: { p50: round(creates.p50, 3), p95: round(creates.p95, 3), p99: round(creates.p99, 3) },
+        linear: {
+          p50: round(chain.latency.p50, 3),
+          p95: round(chain.latency.p95, 3),
+          p99: round(chain.latency.p99, 3),
+          failed: chain.failed,
+        },
+        diamonds: {
+          tasksPerSecond: round(diamonds.tasksPerSecond, 1),
+          p50: round(diamonds.latency.p50, 1),
+          p99: round(diamonds.latency.p99, 1),
+        },
+        oneStep: {
+          tasksPerSecond: round(oneStep.tasksPerSecond, 1),
+          p50: round(oneStep.latency.p50, 1),
+          p99: round(oneStep.latency.p99, 1),
+        },
+      })}`,
+    );
+  } finally {
+    await Promise.all(processes.map((p) => stopProcess(p)));
+    await admin.close();
+    rmSync(templates, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,55 @@
+/**
+ * Errors of the HTTP layer itself (a malformed body, an unknown route, a wrong method): things no domain
+ * code can raise. They share the `{error: {code, message, details}}` body and the stable-code contract of
+ * `TaskerError` (codes documented in docs/errors.md), and carry the HTTP status and headers to answer with.
+ */
+export type ApiErrorCode =
+  | 'TASKER_INVALID_REQUEST'
+  | 'TASKER_INVALID_UUID'
+  | 'TASKER_MALFORMED_JSON'
+  | 'TASKER_JSON_TOO_DEEP'
+  | 'TASKER_BAD_REQUEST'
+  | 'TASKER_UNSUPPORTED_MEDIA_TYPE'
+  | 'TASKER_BODY_TOO_LARGE'
+  | 'TASKER_ROUTE_NOT_FOUND'
+  | 'TASKER_METHOD_NOT_ALLOWED'
+  | 'TASKER_SERVICE_OVERLOADED'
+  | 'TASKER_REQUEST_TIMEOUT'
+  | 'TASKER_INTERNAL';
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: ApiErrorCode;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(
+    status: number,
+    code: ApiErrorCode,
+    message: string,
+    options: { details?: Record<string, unknown>; headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.details = options.details;
+    this.headers = options.headers ?? {};
+  }
+}
+
+/** One problem with one input field: `location` says which part of the request it is in. */
+export interface FieldProblem {
+  field: string;
+  location?: 'body' | 'query' | 'path' | 'header';
+  message: string;
+}
+
+/** Echoes client input in a message without letting a huge or binary value flood it. */
+export function quoteInput(value: unknown, max = 64): string {
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? typeof value);
+  const printable = text.replace(/\p{Cc}/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const shown = printable.length > max ? `${printable.slice(0, max)}…` : printable;
+  return typeof value === 'string' ? JSON.stringify(shown) : shown;
+}

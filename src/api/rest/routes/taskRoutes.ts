@@ -1,0 +1,285 @@
+import type { FastifyInstance } from 'fastify';
+import { cancelTask } from '../../../db/queries/orchestrationQueues.ts';
+import { getTaskSnapshot, getTaskView, listTaskSummaries } from '../../../db/queries/taskViews.ts';
+import type { TaskViewRow } from '../../../db/queries/taskViews.ts';
+import { TERMINAL_TASK_STATES } from '../../../domain/state/taskStates.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../../../domain/errors.ts';
+import { createTask } from '../../../orchestration/taskInitializer.ts';
+import { ApiError, quoteInput } from '../apiError.ts';
+import { isIsoTimestamp, isoTimestampToDate } from '../validation.ts';
+import { createdTaskView } from '../createdTaskView.ts';
+import type { RestContext } from '../restContext.ts';
+import { errorResponses, taskUuidParams } from '../schemas/common.ts';
+import {
+  taskListQuerySchema,
+  taskListSchema,
+  taskRequestJsonSchema,
+  taskViewSchema,
+} from '../schemas/taskSchemas.ts';
+import { taskSummary, taskView } from '../views.ts';
+
+interface TaskListQuery {
+  namespace?: string;
+  name?: string;
+  status?: string[];
+  created_after?: string;
+  created_before?: string;
+  page: number;
+  per_page: number;
+}
+
+export function taskNotFound(taskUuid: string): NotFoundError {
+  return new NotFoundError(
+    'TASKER_TASK_NOT_FOUND',
+    `no task ${taskUuid} exists; check the uuid (GET /v1/tasks lists tasks)`,
+    { details: { task_uuid: taskUuid } },
+  );
+}
+
+/**
+ * What parseTaskRequest lets through but the database would refuse (a requested_at in year 0, or with an
+ * offset PostgreSQL cannot represent), and bodies that are not objects, said plainly. Same error code.
+ */
+function precheckTaskRequest(body: unknown): void {
+  if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
+    const requestedAt = (body as { requested_at?: unknown }).requested_at;
+    if (typeof requestedAt === 'string' && !isIsoTimestamp(requestedAt)) {
+      const message = `must be an ISO-8601 date-time with offset between years 1 and 9999, such as 2026-03-01T12:00:00Z (got ${quoteInput(requestedAt)})`;
+      throw new ValidationError(
+        'TASKER_INVALID_TASK_REQUEST',
+        `invalid task request: requested_at ${message}`,
+        {
+          details: { fields: [{ field: 'requested_at', location: 'body', message }] },
+        },
+      );
+    }
+    return;
+  }
+  const found =
+    body === undefined
+      ? 'no body'
+      : Array.isArray(body)
+        ? 'an array'
+        : body === null
+          ? 'null'
+          : `a ${typeof body}`;
+  throw new ValidationError(
+    'TASKER_INVALID_TASK_REQUEST',
+    `the request body must be a JSON object such as {"namespace": "payments", "name": "process_refund", "version": "1.0.0", "context": {...}}; got ${found}`,
+    {
+      details: {
+        fields: [{ field: '(body)', location: 'body', message: `must be a JSON object (got ${found})` }],
+      },
+    },
+  );
+}
+
+const MAX_WAIT_SECONDS = 60;
+const POLL_MS = 250;
+const FINISHED = new Set<string>(TERMINAL_TASK_STATES);
+
+/** Reads the task until it is finished (or gone), `waitMs` passes, or the client goes away. */
+async function waitUntilFinished(
+  ctx: RestContext,
+  taskUuid: string,
+  read: () => Promise<TaskViewRow | undefined>,
+  waitMs: number,
+  signal: AbortSignal,
+): Promise<TaskViewRow | undefined> {
+  const done = (row: TaskViewRow | undefined) => row === undefined || FINISHED.has(row.status);
+  if (ctx.completionWaiter !== undefined) {
+    return ctx.completionWaiter.waitFor(taskUuid, read, done, waitMs, signal);
+  }
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const row = await read();
+    const left = deadline - Date.now();
+    if (done(row) || left <= 0 || signal.aborted) return row;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(POLL_MS, left)));
+  }
+}
+
+/** 503 with Retry-After when the service sheds load, before any work is done for the request. */
+function shedLoad(ctx: RestContext): void {
+  const seconds = ctx.backpressure();
+  if (seconds === null) return;
+  const wait = Math.max(1, Math.ceil(seconds));
+  throw new ApiError(
+    503,
+    'TASKER_SERVICE_OVERLOADED',
+    `the orchestration service is overloaded and sheds new tasks; retry after ${wait} s`,
+    { headers: { 'retry-after': String(wait) }, details: { retry_after_seconds: wait } },
+  );
+}
+
+export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void {
+  app.post<{ Body: unknown }>(
+    '/v1/tasks',
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'Create a task',
+        description:
+          'Runs a registered template with a JSON context. Unknown fields are refused. The identity of the ' +
+          "request (per the template's identity_strategy, or idempotency_key) must be new: a duplicate is 409.",
+        body: taskRequestJsonSchema(),
+        response: {
+          201: { ...taskViewSchema, description: 'Created; Location names the task' },
+          ...errorResponses(
+            [400, 'Invalid request, context or missing idempotency_key'],
+            [404, 'No such template registered'],
+            [409, 'A task with the same identity exists'],
+            413,
+            415,
+          ),
+        },
+      },
+      // parseTaskRequest (zod) validates the body inside createTask with the domain's own error codes; the
+      // JSON schema above only documents it.
+      validatorCompiler: () => () => true,
+    },
+    async (request, reply) => {
+      shedLoad(ctx);
+      precheckTaskRequest(request.body);
+      const created = await createTask(ctx.db, request.body, {
+        templates: ctx.templates,
+        ...(ctx.processorUuid !== undefined && { processorUuid: ctx.processorUuid }),
+      });
+      // One primary-key read; the template is the one createTask just put in the cache.
+      const snapshot = await getTaskSnapshot(ctx.db, created.taskUuid);
+      if (snapshot === undefined)
+        throw new Error(`task ${created.taskUuid} vanished right after it was created`);
+      const registered = await ctx.templates.find(
+        ctx.db,
+        snapshot.namespace,
+        snapshot.name,
+        snapshot.version,
+      );
+      return reply
+        .code(201)
+        .header('location', `/v1/tasks/${created.taskUuid}`)
+        .send(createdTaskView(snapshot, registered?.template));
+    },
+  );
+
+  app.get<{ Querystring: TaskListQuery }>(
+    '/v1/tasks',
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'List tasks',
+        description: 'Newest first, filtered and paginated.',
+        querystring: taskListQuerySchema,
+        response: { 200: taskListSchema, ...errorResponses(400) },
+      },
+      preValidation: (request, _reply, done) => {
+        // ?status=a,b is the same as ?status=a&status=b.
+        const query = request.query as unknown as Record<string, unknown>;
+        const status = query.status;
+        if (typeof status === 'string' && status.includes(',')) query.status = status.split(',');
+        else if (Array.isArray(status))
+          query.status = (status as unknown[]).flatMap((s) => (typeof s === 'string' ? s.split(',') : [s]));
+        done();
+      },
+    },
+    async (request) => {
+      const query = request.query;
+      const createdAfter =
+        query.created_after === undefined ? undefined : isoTimestampToDate(query.created_after);
+      const createdBefore =
+        query.created_before === undefined ? undefined : isoTimestampToDate(query.created_before);
+      const { total, tasks } = await listTaskSummaries(ctx.db, {
+        ...(query.namespace !== undefined && { namespace: query.namespace }),
+        ...(query.name !== undefined && { name: query.name }),
+        ...(query.status !== undefined && { statuses: query.status }),
+        ...(createdAfter !== undefined && { createdAfter }),
+        ...(createdBefore !== undefined && { createdBefore }),
+        page: query.page,
+        perPage: query.per_page,
+      });
+      const totalPages = Math.ceil(total / query.per_page);
+      return {
+        tasks: tasks.map(taskSummary),
+        pagination: {
+          page: query.page,
+          per_page: query.per_page,
+          total_count: total,
+          total_pages: totalPages,
+          has_next: query.page < totalPages,
+          has_previous: query.page > 1,
+        },
+      };
+    },
+  );
+
+  app.get<{ Params: { task_uuid: string }; Querystring: { wait: number } }>(
+    '/v1/tasks/:task_uuid',
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'Get a task',
+        description:
+          'The task, its execution context and every step with its readiness. With `wait`, the answer comes ' +
+          'as soon as the task is finished, or after `wait` seconds with the task as it is then.',
+        params: taskUuidParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            wait: {
+              type: 'integer',
+              minimum: 0,
+              maximum: MAX_WAIT_SECONDS,
+              default: 0,
+              description: `Seconds to wait for the task to finish (long poll), 0..${MAX_WAIT_SECONDS}; capped just below the request timeout`,
+            },
+          },
+        },
+        response: { 200: taskViewSchema, ...errorResponses(400, 404) },
+      },
+    },
+    async (request) => {
+      const taskUuid = request.params.task_uuid;
+      const waitMs = Math.min(request.query.wait * 1000, ctx.maxWaitMs);
+      const read = () => getTaskView(ctx.db, taskUuid);
+      const row =
+        waitMs > 0 ? await waitUntilFinished(ctx, taskUuid, read, waitMs, request.signal) : await read();
+      if (row === undefined) throw taskNotFound(taskUuid);
+      return taskView(row);
+    },
+  );
+
+  app.delete<{ Params: { task_uuid: string } }>(
+    '/v1/tasks/:task_uuid',
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'Cancel a task',
+        description:
+          'Cancels the task and every step not yet finished. Steps already running finish, but their results ' +
+          'are discarded and nothing new starts.',
+        params: taskUuidParams,
+        response: {
+          200: { ...taskViewSchema, description: 'Cancelled: the task as it is now' },
+          ...errorResponses(400, 404, [409, 'The task is already finished']),
+        },
+      },
+    },
+    async (request) => {
+      const taskUuid = request.params.task_uuid;
+      const outcome = await cancelTask(ctx.db, taskUuid, ctx.processorUuid ?? null);
+      if (outcome === 'not_found') throw taskNotFound(taskUuid);
+      if (outcome !== 'cancelled') {
+        const state = outcome.slice('already_'.length);
+        throw new ConflictError(
+          'TASKER_TASK_TERMINAL',
+          `task ${taskUuid} is already ${state} and cannot be cancelled; only unfinished tasks can be`,
+          { details: { task_uuid: taskUuid, status: state } },
+        );
+      }
+      const row = await getTaskView(ctx.db, taskUuid);
+      if (row === undefined) throw taskNotFound(taskUuid);
+      return taskView(row);
+    },
+  );
+}

@@ -1,0 +1,57 @@
+import { TaskerClient } from '../client/taskerClient.ts';
+import type { JsonBody, StepView, TaskView } from '../client/taskerClient.ts';
+
+const TERMINAL = new Set(['complete', 'error', 'cancelled', 'resolved_manually']);
+const POLL_MS = 25;
+
+const SYMBOLS: Record<string, string> = {
+  complete: '✓',
+  resolved_manually: '✓',
+  error: '✗',
+  cancelled: '⊘',
+  in_progress: '▶',
+  waiting_for_retry: '↻',
+};
+
+export function formatStepLine(step: StepView): string {
+  const symbol = SYMBOLS[step.status] ?? '·';
+  const detail =
+    step.status === 'complete' && step.result !== undefined && step.result !== null
+      ? ` → ${JSON.stringify(step.result)}`
+      : step.status === 'error' || step.status === 'waiting_for_retry'
+        ? ` (attempt ${step.attempts}/${step.max_attempts}${step.error === undefined || step.error === null ? '' : `: ${JSON.stringify(step.error)}`})`
+        : '';
+  return `  ${symbol} ${step.name.padEnd(22)} ${step.status}${detail}`;
+}
+
+/**
+ * Watches a task until it is terminal, calling `onStep` once per step state change. Polls the task view (a
+ * REST client has no push channel); either creates the task first (`request` given) or watches `taskUuid`.
+ */
+export async function watchTask(
+  api: string | TaskerClient,
+  target: JsonBody | { taskUuid: string },
+  onStep: (step: StepView) => void,
+  options: { timeoutMs?: number } = {},
+): Promise<TaskView & { elapsedMs: number }> {
+  const client = typeof api === 'string' ? new TaskerClient(api) : api;
+  const started = performance.now();
+  let task: TaskView =
+    'taskUuid' in target && typeof target.taskUuid === 'string'
+      ? await client.getTask(target.taskUuid)
+      : await client.createTask(target);
+  const seen = new Map<string, string>();
+  const deadline = started + (options.timeoutMs ?? 10 * 60_000);
+  for (;;) {
+    for (const step of task.steps ?? []) {
+      if (seen.get(step.step_uuid) !== step.status) {
+        seen.set(step.step_uuid, step.status);
+        if (step.status !== 'pending') onStep(step);
+      }
+    }
+    if (TERMINAL.has(task.status) || performance.now() > deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    task = await client.getTask(task.task_uuid);
+  }
+  return { ...task, elapsedMs: Math.round(performance.now() - started) };
+}

@@ -1,0 +1,104 @@
+import type { Queryable } from '../database.ts';
+
+/** One consistent set of thresholds for every orchestrator; templates override them with `lifecycle`. */
+export interface StalenessThresholds {
+  /** pending and waiting_for_dependencies. */
+  waitingForDependenciesMinutes: number;
+  waitingForRetryMinutes: number;
+  /** steps_in_process and the other active states (initializing, enqueuing_steps, evaluating_results, ...). */
+  stepsInProcessMinutes: number;
+  /** Any unfinished task older than this is stale, whatever its state. */
+  taskMaxLifetimeMinutes: number;
+}
+
+export interface StaleTaskRow {
+  task_uuid: string;
+  namespace: string;
+  name: string;
+  state: string;
+  minutes_in_state: number;
+  threshold_minutes: number;
+  reason: 'staleness_timeout';
+  action: 'moved_to_error' | 'would_move' | 'lost_race';
+}
+
+/**
+ * One sweep of tasker.detect_stale_tasks: up to `batchSize` stale tasks get a pending DLQ entry and move to
+ * error (or, dry run, are only reported). Locks each task FOR UPDATE SKIP LOCKED, so detectors of several
+ * orchestrators never move a task twice; a task another detector holds is reported as 'lost_race'.
+ * The whole sweep is one commit.
+ */
+export async function detectStaleTasks(
+  db: Queryable,
+  options: {
+    thresholds: StalenessThresholds;
+    batchSize: number;
+    dryRun: boolean;
+    processorUuid: string | null;
+  },
+): Promise<StaleTaskRow[]> {
+  const { thresholds } = options;
+  const { rows } = await db.query<StaleTaskRow>(
+    `SELECT task_uuid, namespace, name, state, minutes_in_state, threshold_minutes, reason, action
+     FROM tasker.detect_stale_tasks($1, $2, $3, $4, $5, $6, $7)`,
+    [
+      options.dryRun,
+      options.batchSize,
+      thresholds.waitingForDependenciesMinutes,
+      thresholds.waitingForRetryMinutes,
+      thresholds.stepsInProcessMinutes,
+      thresholds.taskMaxLifetimeMinutes,
+      options.processorUuid,
+    ],
+    { name: 'tasker_detect_stale_tasks' },
+  );
+  return rows;
+}
+
+export interface TaskStalenessRow {
+  task_uuid: string;
+  namespace: string;
+  name: string;
+  state: string;
+  minutes_in_state: number;
+  minutes_without_progress: number;
+  task_age_minutes: number;
+  threshold_minutes: number;
+  max_lifetime_minutes: number;
+  /** stale past a threshold; warning at 80% of one; healthy otherwise. */
+  health: 'healthy' | 'warning' | 'stale';
+}
+
+/**
+ * Unfinished tasks closest to (or past) their staleness thresholds first: a monitoring view for operators.
+ * Reads only; `limit` bounds the answer.
+ */
+export async function listTaskStaleness(
+  db: Queryable,
+  thresholds: StalenessThresholds,
+  limit: number,
+): Promise<TaskStalenessRow[]> {
+  const { rows } = await db.query<TaskStalenessRow>(
+    `SELECT x.task_uuid, x.namespace, x.name, x.state,
+            round(x.minutes_in_state::numeric, 2)::float8 AS minutes_in_state,
+            round(x.minutes_without_progress::numeric, 2)::float8 AS minutes_without_progress,
+            round(x.task_age_minutes::numeric, 2)::float8 AS task_age_minutes,
+            x.state_threshold_minutes AS threshold_minutes, x.max_lifetime_minutes,
+            CASE WHEN x.stale THEN 'stale'
+                 WHEN x.minutes_without_progress >= 0.8 * x.state_threshold_minutes
+                   OR x.task_age_minutes >= 0.8 * x.max_lifetime_minutes THEN 'warning'
+                 ELSE 'healthy' END AS health
+     FROM tasker.task_staleness($1, $2, $3, $4) x
+     ORDER BY greatest(x.minutes_without_progress / x.state_threshold_minutes,
+                       x.task_age_minutes / x.max_lifetime_minutes) DESC, x.task_uuid
+     LIMIT $5`,
+    [
+      thresholds.waitingForDependenciesMinutes,
+      thresholds.waitingForRetryMinutes,
+      thresholds.stepsInProcessMinutes,
+      thresholds.taskMaxLifetimeMinutes,
+      limit,
+    ],
+  );
+  return rows;
+}

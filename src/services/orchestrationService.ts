@@ -1,0 +1,135 @@
+import type { FastifyInstance } from 'fastify';
+import { buildRestServer } from '../api/rest/server.ts';
+import type { LoadedConfig } from '../config/loadConfig.ts';
+import { listenerOptions } from '../config/runtimeOptions.ts';
+import type { Database } from '../db/database.ts';
+import { NotificationListener } from '../messaging/pgmq/notificationListener.ts';
+import { PgmqMessagingProvider } from '../messaging/pgmq/pgmqMessagingProvider.ts';
+import { TaskCompletionWaiter } from '../api/rest/taskCompletionWaiter.ts';
+import type { Logger } from '../observability/logger.ts';
+import { Orchestrator } from '../orchestration/orchestrator.ts';
+import { StalenessDetector, stalenessDetectorSettings } from '../orchestration/stalenessDetector.ts';
+import { TemplateCache } from '../orchestration/templateCache.ts';
+import { parseBindAddress } from './bindAddress.ts';
+import { listenHttp } from './httpListener.ts';
+import { openServiceDatabase } from './openServiceDatabase.ts';
+import { orchestratorRuntimeOptions, templateCacheOptions } from './serviceOptions.ts';
+import { TASKER_VERSION } from './version.ts';
+
+export interface OrchestrationServiceOptions {
+  loaded: LoadedConfig;
+  logger: Logger;
+  /** An already open database (tasker dev shares one); otherwise the service opens and owns one. */
+  db?: Database;
+  /** Overrides `[orchestration.web] bind_address` (tasker dev's --port). */
+  bindAddress?: string;
+}
+
+export interface OrchestrationService {
+  readonly orchestrator: Orchestrator;
+  /** Where the REST API listens, e.g. http://127.0.0.1:8080; undefined when `[orchestration.web]` is disabled. */
+  readonly url: string | undefined;
+  /** Stops accepting requests and work, finishes the batch in progress, closes connections. Safe twice. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The orchestration service: the three orchestration queues (Orchestrator), the staleness detector and the
+ * REST API, over one database pool. Any number may run side by side: they coordinate only through SQL.
+ */
+export async function startOrchestrationService(
+  options: OrchestrationServiceOptions,
+): Promise<OrchestrationService> {
+  const { loaded, logger } = options;
+  const { config } = loaded;
+  const ownsDb = options.db === undefined;
+  const db = options.db ?? (await openServiceDatabase(loaded));
+  // One LISTEN connection for the process: queue wake-ups and task-finished hints for waiting API clients.
+  const listener = new NotificationListener(db, { ...listenerOptions(config), logger });
+  const provider = new PgmqMessagingProvider(db, { listener, logger });
+  const completions = new TaskCompletionWaiter(listener, logger);
+  const orchestrator = new Orchestrator({ db, provider, logger, ...orchestratorRuntimeOptions(config) });
+  const staleness = config.orchestration.staleness.enabled
+    ? new StalenessDetector({
+        db,
+        logger,
+        processorUuid: orchestrator.processorUuid,
+        ...stalenessDetectorSettings(config.orchestration),
+      })
+    : undefined;
+  let app: FastifyInstance | undefined;
+  let url: string | undefined;
+  let stopped: Promise<void> | undefined;
+
+  const stop = (): Promise<void> =>
+    (stopped ??= (async () => {
+      // Stop taking requests first (in-flight ones finish), then work, then connections.
+      await app
+        ?.close()
+        .catch((error: unknown) => logger.warn({ err: error }, 'closing the HTTP server failed'));
+      await staleness?.stop();
+      await orchestrator.stop();
+      await completions.stop();
+      await provider.close();
+      await listener.stop();
+      if (ownsDb) await db.close();
+      logger.info('orchestration stopped');
+    })());
+
+  try {
+    await orchestrator.start();
+    await completions.start();
+    staleness?.start();
+    if (config.orchestration.web.enabled) {
+      const server = await buildRestServer({
+        db,
+        logger,
+        templates: new TemplateCache(templateCacheOptions(config)),
+        processorUuid: orchestrator.processorUuid,
+        bodyLimitBytes: config.orchestration.web.body_limit_bytes,
+        requestTimeoutMs: config.orchestration.web.request_timeout_ms,
+        version: TASKER_VERSION,
+        taskCompletionWaiter: completions,
+        readinessChecks: {
+          event_listener: () => {
+            const state = listener.state;
+            return Promise.resolve(
+              state.connected
+                ? { status: 'healthy' as const }
+                : {
+                    status: 'degraded' as const,
+                    message: `LISTEN connection ${state.status}; polling carries the work until it is back`,
+                  },
+            );
+          },
+          orchestration_system: () =>
+            Promise.resolve(
+              stopped === undefined
+                ? { status: 'healthy' as const }
+                : { status: 'unhealthy' as const, message: 'shutting down' },
+            ),
+        },
+      });
+      const bind = parseBindAddress(
+        options.bindAddress ?? config.orchestration.web.bind_address,
+        'orchestration.web.bind_address',
+      );
+      app = server;
+      url = await listenHttp(server, bind);
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  logger.info(
+    { url, environment: loaded.environment, version: TASKER_VERSION },
+    'orchestration service started',
+  );
+  return {
+    orchestrator,
+    get url() {
+      return url;
+    },
+    stop,
+  };
+}

@@ -1,0 +1,119 @@
+import type { FastifyInstance } from 'fastify';
+import type { LoadedConfig } from '../config/loadConfig.ts';
+import { listenerOptions } from '../config/runtimeOptions.ts';
+import type { Database } from '../db/database.ts';
+import type { TaskTemplate } from '../domain/template/taskTemplate.ts';
+import { loadTemplates } from '../domain/template/templateLoader.ts';
+import { PgmqMessagingProvider } from '../messaging/pgmq/pgmqMessagingProvider.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { StepHandlerDefinition } from '../worker/handlerApi.ts';
+import { Worker } from '../worker/worker.ts';
+import { parseBindAddress } from './bindAddress.ts';
+import { loadHandlerModule } from './handlerModule.ts';
+import { listenHttp } from './httpListener.ts';
+import { openServiceDatabase } from './openServiceDatabase.ts';
+import { workerRuntimeOptions } from './serviceOptions.ts';
+import { TASKER_VERSION } from './version.ts';
+import { buildWorkerHttp } from './workerHttp.ts';
+
+export interface WorkerServiceOptions {
+  loaded: LoadedConfig;
+  logger: Logger;
+  /** Handlers given directly (tasker dev); otherwise loaded from `[worker] handlers_module`. */
+  handlers?: readonly StepHandlerDefinition[];
+  /** Templates given directly; otherwise read from `[worker] template_paths`. */
+  templates?: readonly TaskTemplate[];
+  db?: Database;
+  /** Overrides `[worker.web] bind_address`. */
+  bindAddress?: string;
+}
+
+export interface WorkerService {
+  readonly worker: Worker;
+  readonly templates: readonly TaskTemplate[];
+  readonly url: string | undefined;
+  /** Stops claiming, lets running handlers finish within `[worker] shutdown_timeout_ms`, hands the rest back. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The worker service: loads its handlers and templates, registers the templates, serves its namespaces and a
+ * health endpoint. Nothing here decides workflow state; that is SQL the worker calls.
+ * @throws ValidationError TASKER_HANDLERS_MODULE_INVALID / TASKER_UNKNOWN_HANDLER, TemplateError, DatabaseError
+ */
+export async function startWorkerService(options: WorkerServiceOptions): Promise<WorkerService> {
+  const { loaded, logger } = options;
+  const { config } = loaded;
+  const handlers =
+    options.handlers ??
+    (config.worker.handlers_module === '' ? [] : await loadHandlerModule(config.worker.handlers_module));
+  const templates =
+    options.templates ??
+    (config.worker.template_paths.length === 0 ? [] : loadTemplates(config.worker.template_paths).templates);
+  const ownsDb = options.db === undefined;
+  const db = options.db ?? (await openServiceDatabase(loaded));
+  const provider = new PgmqMessagingProvider(db, { listenerOptions: listenerOptions(config), logger });
+  let worker: Worker;
+  try {
+    worker = new Worker({
+      db,
+      provider,
+      handlers,
+      templates,
+      ...(config.worker.namespaces.length > 0 && { namespaces: config.worker.namespaces }),
+      logger,
+      ...workerRuntimeOptions(config),
+    });
+  } catch (error) {
+    await provider.close();
+    if (ownsDb) await db.close();
+    throw error;
+  }
+  let app: FastifyInstance | undefined;
+  let url: string | undefined;
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopped ??= (async () => {
+      // Work first: the lease hand-back must happen while the database is still open.
+      await worker.stop();
+      await app
+        ?.close()
+        .catch((error: unknown) => logger.warn({ err: error }, 'closing the HTTP server failed'));
+      await provider.close();
+      if (ownsDb) await db.close();
+      logger.info('worker stopped');
+    })());
+  try {
+    await worker.start();
+    if (config.worker.web.enabled) {
+      app = await buildWorkerHttp({
+        db,
+        worker,
+        templates,
+        version: TASKER_VERSION,
+        isStopping: () => stopped !== undefined,
+        bodyLimitBytes: config.worker.web.body_limit_bytes,
+        requestTimeoutMs: config.worker.web.request_timeout_ms,
+      });
+      url = await listenHttp(
+        app,
+        parseBindAddress(options.bindAddress ?? config.worker.web.bind_address, 'worker.web.bind_address'),
+      );
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  logger.info(
+    { url, namespaces: worker.namespaces, handlers: handlers.length, templates: templates.length },
+    'worker service started',
+  );
+  return {
+    worker,
+    templates,
+    get url() {
+      return url;
+    },
+    stop,
+  };
+}

@@ -1,0 +1,292 @@
+/**
+ * Tasker as users run it: two orchestration and two worker processes (`node bin/tasker.js ...`), separate OS
+ * processes that share nothing but PostgreSQL, driven over HTTP. Workflows run to completion with the right
+ * data; a worker and an orchestrator killed with SIGKILL mid-run, and every database connection terminated
+ * mid-run, lose no task and apply no step result twice.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TaskerClient } from '../../src/client/taskerClient.ts';
+import type { TaskView } from '../../src/client/taskerClient.ts';
+import type { Database } from '../../src/db/database.ts';
+import {
+  duplicateStepTransitions,
+  duplicateTaskTransitions,
+  historyProblems,
+} from '../helpers/engine/inspect.ts';
+import { sleep } from '../helpers/engine/wait.ts';
+import {
+  errorLogs,
+  startOrchestrationProcess,
+  startWorkerProcess,
+  stopProcess,
+} from '../helpers/e2e/taskerProcess.ts';
+import type { TaskerProcess } from '../helpers/e2e/taskerProcess.ts';
+import { createTestDatabase } from '../helpers/testDatabase.ts';
+import type { TestDatabase } from '../helpers/testDatabase.ts';
+
+const TERMINAL = ['complete', 'error', 'cancelled', 'resolved_manually'];
+
+const WORKFLOWS = [
+  {
+    name: 'mathematical_sequence',
+    context: { even_number: 2 },
+    status: 'complete',
+    values: { linear_step_1: 4, linear_step_2: 16, linear_step_3: 256, linear_step_4: 65536 },
+  },
+  {
+    name: 'diamond_pattern',
+    context: { n: 3 },
+    status: 'complete',
+    values: { diamond_start: 9, diamond_branch_b: 18, diamond_branch_c: 27, diamond_end: 45 },
+  },
+  {
+    name: 'hierarchical_tree',
+    context: { n: 1 },
+    status: 'complete',
+    values: {
+      tree_root: 1,
+      tree_left: 2,
+      tree_right: 3,
+      tree_left_a: 3,
+      tree_left_b: 4,
+      tree_right_a: 4,
+      tree_right_b: 5,
+      tree_final: 16,
+    },
+  },
+  {
+    name: 'complex_dag',
+    context: { n: 2 },
+    status: 'complete',
+    values: {
+      dag_init: 2,
+      dag_process_left: 4,
+      dag_process_right: 6,
+      dag_validate: 10,
+      dag_transform: 40,
+      dag_analyze: 60,
+      dag_finalize: 110,
+    },
+  },
+  {
+    name: 'slow_sequence',
+    context: { n: 5, ms: 50 },
+    status: 'complete',
+    values: { slow_fetch: 6, slow_transform: 7, slow_store: 8 },
+  },
+  { name: 'retry_then_succeed', namespace: 'resilience', context: {}, status: 'complete', values: {} },
+  { name: 'always_fails', namespace: 'resilience', context: {}, status: 'error', values: {} },
+  { name: 'permanent_error', namespace: 'resilience', context: {}, status: 'error', values: {} },
+  { name: 'mixed_outcomes', namespace: 'resilience', context: {}, status: 'error', values: {} },
+] as const;
+
+function stepValues(task: TaskView): Record<string, unknown> {
+  return Object.fromEntries(
+    (task.steps ?? [])
+      .filter((s) => s.status === 'complete')
+      .map((s) => [s.name, (s.result as { value?: unknown } | null)?.value]),
+  );
+}
+
+async function awaitTerminal(client: TaskerClient, taskUuid: string, timeoutMs = 60_000): Promise<TaskView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const task = await client.getTask(taskUuid);
+    if (TERMINAL.includes(task.status)) return task;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `task ${taskUuid} is still ${task.status} after ${timeoutMs} ms: ` +
+          (task.steps ?? []).map((s) => `${s.name}=${s.status}(${s.attempts})`).join(', '),
+      );
+    }
+    await sleep(50);
+  }
+}
+
+/**
+ * Exactly-once result application: every history is a valid chain of allowed transitions, no step or task
+ * reached a terminal state twice, and no attempt of a step has two stored results.
+ */
+async function assertAppliedOnce(db: Database, taskUuids: readonly string[]): Promise<void> {
+  for (const taskUuid of taskUuids) expect(await historyProblems(db, taskUuid), taskUuid).toEqual([]);
+  const twiceTerminal = await db.query<{ step: string; to_state: string; n: number }>(
+    `SELECT t.workflow_step_uuid AS step, t.to_state, count(*)::int AS n
+       FROM tasker.workflow_step_transitions t JOIN tasker.workflow_steps s USING (workflow_step_uuid)
+      WHERE s.task_uuid = ANY($1::uuid[]) AND t.to_state IN ('complete', 'error', 'cancelled', 'resolved_manually')
+      GROUP BY 1, 2 HAVING count(*) > 1
+     UNION ALL
+     SELECT t.task_uuid, t.to_state, count(*)::int
+       FROM tasker.task_transitions t
+      WHERE t.task_uuid = ANY($1::uuid[]) AND t.to_state IN ('complete', 'error', 'cancelled', 'resolved_manually')
+      GROUP BY 1, 2 HAVING count(*) > 1`,
+    [taskUuids],
+  );
+  expect(twiceTerminal.rows).toEqual([]);
+  const twiceStored = await db.query<{ step: string; attempt: number; n: number }>(
+    `SELECT workflow_step_uuid AS step, attempt, count(*)::int AS n
+       FROM tasker.workflow_step_result_audit WHERE task_uuid = ANY($1::uuid[])
+      GROUP BY 1, 2 HAVING count(*) > 1`,
+    [taskUuids],
+  );
+  expect(twiceStored.rows).toEqual([]);
+}
+
+describe('a cluster of real tasker processes (2 orchestrators, 2 workers)', () => {
+  let testDb: TestDatabase;
+  let db: Database;
+  const orchestrators: TaskerProcess[] = [];
+  const workers: TaskerProcess[] = [];
+  const retired: TaskerProcess[] = [];
+  let clients: TaskerClient[] = [];
+
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    db = testDb.db;
+    const started = await Promise.all([
+      startOrchestrationProcess({ databaseUrl: testDb.url }),
+      startOrchestrationProcess({ databaseUrl: testDb.url }),
+      startWorkerProcess({ databaseUrl: testDb.url }),
+      startWorkerProcess({ databaseUrl: testDb.url }),
+    ]);
+    orchestrators.push(started[0], started[1]);
+    workers.push(started[2], started[3]);
+    clients = orchestrators.map((o) => new TaskerClient(o.url));
+  }, 90_000);
+
+  afterAll(async () => {
+    const all = [...orchestrators, ...workers];
+    const codes = await Promise.all(all.map((p) => stopProcess(p)));
+    await testDb?.drop();
+    all.forEach((proc, i) => {
+      if (codes[i] !== 0)
+        console.error(
+          `${proc.role} ${proc.pid} exited ${codes[i]}; last log lines:`,
+          proc.logs.slice(-8),
+          proc.otherOutput,
+        );
+    });
+    // Graceful shutdown: every process still running at the end exits 0 on SIGTERM.
+    expect(codes).toEqual(all.map(() => 0));
+    for (const proc of [...all, ...retired]) expect(errorLogs(proc), `${proc.role} ${proc.pid}`).toEqual([]);
+  }, 60_000);
+
+  it('serves its health endpoints', async () => {
+    for (const proc of [...orchestrators, ...workers]) {
+      const ready = await fetch(`${proc.url}/health/ready`);
+      expect(ready.status, proc.url).toBe(200);
+      const live = (await (await fetch(`${proc.url}/health/live`)).json()) as { status: string };
+      expect(live.status).toBe('healthy');
+    }
+  });
+
+  it('runs every example workflow created over HTTP to its expected end, with the data along the edges', async () => {
+    const created = await Promise.all(
+      WORKFLOWS.map((w, i) =>
+        (clients[i % 2] as TaskerClient).createTask({
+          namespace: 'namespace' in w ? w.namespace : 'math',
+          name: w.name,
+          version: '1.0.0',
+          context: w.context,
+        }),
+      ),
+    );
+    for (const task of created) expect(task.status).not.toBe('error');
+    const finished = await Promise.all(
+      created.map((t, i) => awaitTerminal(clients[(i + 1) % 2] as TaskerClient, t.task_uuid)),
+    );
+    WORKFLOWS.forEach((w, i) => {
+      const task = finished[i] as TaskView;
+      expect(task.status, w.name).toBe(w.status);
+      if (Object.keys(w.values).length > 0) expect(stepValues(task), w.name).toEqual(w.values);
+    });
+    await assertAppliedOnce(
+      db,
+      finished.map((t) => t.task_uuid),
+    );
+  });
+
+  it('loses no task when a worker is killed with SIGKILL mid-step', async () => {
+    const client = clients[0] as TaskerClient;
+    const tasks = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        client.createTask({
+          namespace: 'math',
+          name: 'slow_sequence',
+          version: '1.0.0',
+          context: { n: i, ms: 300 },
+        }),
+      ),
+    );
+    await sleep(450);
+    const victim = workers.shift() as TaskerProcess;
+    victim.kill('SIGKILL');
+    expect(await victim.exited).toBe('SIGKILL');
+    retired.push(victim);
+    // A replacement joins; leases of the killed worker's steps expire (3 s in the test environment).
+    workers.push(await startWorkerProcess({ databaseUrl: testDb.url }));
+    const finished = await Promise.all(tasks.map((t) => awaitTerminal(client, t.task_uuid)));
+    finished.forEach((task, i) => {
+      expect(task.status).toBe('complete');
+      expect(stepValues(task)).toEqual({ slow_fetch: i + 1, slow_transform: i + 2, slow_store: i + 3 });
+    });
+    await assertAppliedOnce(
+      db,
+      finished.map((t) => t.task_uuid),
+    );
+  }, 90_000);
+
+  it('loses no task when an orchestrator is killed with SIGKILL mid-run', async () => {
+    const tasks = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        (clients[i % 2] as TaskerClient).createTask({
+          namespace: 'math',
+          name: i % 3 === 0 ? 'slow_sequence' : 'diamond_pattern',
+          version: '1.0.0',
+          context: i % 3 === 0 ? { n: i, ms: 100 } : { n: i },
+        }),
+      ),
+    );
+    const victim = orchestrators.shift() as TaskerProcess;
+    victim.kill('SIGKILL');
+    expect(await victim.exited).toBe('SIGKILL');
+    retired.push(victim);
+    clients.shift();
+    const survivor = clients[0] as TaskerClient;
+    const finished = await Promise.all(tasks.map((t) => awaitTerminal(survivor, t.task_uuid)));
+    for (const task of finished) expect(task.status).toBe('complete');
+    await assertAppliedOnce(
+      db,
+      finished.map((t) => t.task_uuid),
+    );
+    const replacement = await startOrchestrationProcess({ databaseUrl: testDb.url });
+    orchestrators.push(replacement);
+    clients.push(new TaskerClient(replacement.url));
+  }, 90_000);
+
+  it('recovers when every database connection of the cluster is terminated mid-run', async () => {
+    const client = clients[0] as TaskerClient;
+    const tasks = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        client.createTask({
+          namespace: 'math',
+          name: 'slow_sequence',
+          version: '1.0.0',
+          context: { n: i, ms: 150 },
+        }),
+      ),
+    );
+    await sleep(200);
+    const { rows } = await db.query<{ terminated: number }>(
+      `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS terminated
+         FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+    );
+    expect(rows[0]?.terminated).toBeGreaterThan(4);
+    const finished = await Promise.all(tasks.map((t) => awaitTerminal(client, t.task_uuid, 90_000)));
+    for (const task of finished) expect(task.status).toBe('complete');
+    await assertAppliedOnce(
+      db,
+      finished.map((t) => t.task_uuid),
+    );
+    for (const proc of [...orchestrators, ...workers]) expect(proc.child.exitCode, proc.role).toBeNull();
+  }, 120_000);
+});
