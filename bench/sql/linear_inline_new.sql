@@ -9,13 +9,13 @@ SELECT t.task_uuid FROM u, s, tasker.create_task(
 \gset
 SELECT task_uuid AS tk, step_uuid AS st, attempt AS at FROM tasker.claim_steps('bench', 'pgbench-worker', 30, 1)
 \gset
-SELECT outcome, task_uuid AS tk, step_uuid AS st, attempt AS at FROM tasker.complete_and_claim(:tk::uuid, :st::uuid, :at::int, true, 'null'::jsonb, 'pgbench-worker', 0, true, 'bench', 30, 1)
+SELECT outcome, task_uuid AS tk, step_uuid AS st, attempt AS at FROM tasker.complete_and_claim(:tk::uuid, :st::uuid, :at::int, true, 'null'::jsonb, 'pgbench-worker', 0, true, 'bench', 30, 1, true) WHERE step_uuid IS NOT NULL OR outcome <> 'complete' OR true LIMIT 1
 \gset
-SELECT outcome, task_uuid AS tk, step_uuid AS st, attempt AS at FROM tasker.complete_and_claim(:tk::uuid, :st::uuid, :at::int, true, 'null'::jsonb, 'pgbench-worker', 0, true, 'bench', 30, 1)
+SELECT outcome, task_uuid AS tk, step_uuid AS st, attempt AS at FROM tasker.complete_and_claim(:tk::uuid, :st::uuid, :at::int, true, 'null'::jsonb, 'pgbench-worker', 0, true, 'bench', 30, 1, true) WHERE step_uuid IS NOT NULL OR outcome <> 'complete' OR true LIMIT 1
 \gset
-SELECT outcome, task_uuid AS tk, step_uuid AS st, attempt AS at FROM tasker.complete_and_claim(:tk::uuid, :st::uuid, :at::int, true, 'null'::jsonb, 'pgbench-worker', 0, true, 'bench', 30, 1)
+SELECT outcome, task_uuid AS tk, step_uuid AS st, attempt AS at FROM tasker.complete_and_claim(:tk::uuid, :st::uuid, :at::int, true, 'null'::jsonb, 'pgbench-worker', 0, true, 'bench', 30, 1, true) WHERE step_uuid IS NOT NULL OR outcome <> 'complete' OR true LIMIT 1
 \gset
-SELECT outcome, task_uuid AS tk, step_uuid AS st, attempt AS at FROM tasker.complete_and_claim(:tk::uuid, :st::uuid, :at::int, true, 'null'::jsonb, 'pgbench-worker', 0, true, 'bench', 30, 1)
+SELECT outcome, task_uuid AS tk, step_uuid AS st, attempt AS at FROM tasker.complete_and_claim(:tk::uuid, :st::uuid, :at::int, true, 'null'::jsonb, 'pgbench-worker', 0, true, 'bench', 30, 1, true) WHERE step_uuid IS NOT NULL OR outcome <> 'complete' OR true LIMIT 1
 \gset
 SELECT current_state AS final FROM tasker.tasks WHERE task_uuid = :task_uuid::uuid
 \gset

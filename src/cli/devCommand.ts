@@ -57,8 +57,10 @@ export function registerDevCommand(program: Command): void {
         handlers: flags.handlers ?? EXAMPLE_HANDLERS,
         templates: flags.templates ?? EXAMPLE_TEMPLATES,
       });
-      // One process: the worker's own HTTP port is not needed; quieter logs unless asked for.
+      // One process: REST on one local port is all it serves (no worker HTTP, no gRPC); quieter logs unless asked for.
       loaded.config.worker.web.enabled = false;
+      loaded.config.worker.grpc.enabled = false;
+      loaded.config.orchestration.grpc.enabled = false;
       if (process.env.LOG_LEVEL === undefined && process.env.RUST_LOG === undefined)
         loaded.config.telemetry.log_level = 'warn';
       const logger = serviceLogger(loaded, 'dev');

@@ -13,6 +13,7 @@ interface ServiceFlags {
   templates?: string;
   namespaces?: string;
   bind?: string;
+  grpcBind?: string;
 }
 
 /**
@@ -44,6 +45,7 @@ export function registerServiceCommands(program: Command): void {
     )
     .option('-d, --database-url <url>', 'PostgreSQL URL (default: DATABASE_URL, else database.url)')
     .option('--bind <host:port>', 'REST API address (default: [orchestration.web] bind_address)')
+    .option('--grpc-bind <host:port>', 'gRPC health address (default: [orchestration.grpc] bind_address)')
     .action(async (flags: ServiceFlags) => {
       const loaded = loadServiceConfig(flags);
       const logger = serviceLogger(loaded, 'orchestration');
@@ -51,6 +53,7 @@ export function registerServiceCommands(program: Command): void {
         loaded,
         logger,
         ...(flags.bind !== undefined && { bindAddress: flags.bind }),
+        ...(flags.grpcBind !== undefined && { grpcBindAddress: flags.grpcBind }),
       });
       exitOnShutdownSignals({ logger, stop: () => service.stop() });
     });
@@ -65,6 +68,7 @@ export function registerServiceCommands(program: Command): void {
     .option('--templates <paths>', 'template folders or files, ":"-separated (TASKER_TEMPLATE_PATH)')
     .option('--namespaces <list>', 'comma-separated namespaces to serve (WORKER_NAMESPACES)')
     .option('--bind <host:port>', 'health endpoint address (default: [worker.web] bind_address)')
+    .option('--grpc-bind <host:port>', 'gRPC health address (default: [worker.grpc] bind_address)')
     .action(async (flags: ServiceFlags) => {
       const loaded = loadServiceConfig(flags);
       const logger = serviceLogger(loaded, 'worker');
@@ -72,6 +76,7 @@ export function registerServiceCommands(program: Command): void {
         loaded,
         logger,
         ...(flags.bind !== undefined && { bindAddress: flags.bind }),
+        ...(flags.grpcBind !== undefined && { grpcBindAddress: flags.grpcBind }),
       });
       exitOnShutdownSignals({ logger, stop: () => service.stop() });
     });

@@ -120,19 +120,12 @@ const pollingBackoff = {
 const grpcSettings = (port: number) =>
   table(
     {
-      enabled: bool(true, 'Serve gRPC.', { pending: OPS_PENDING }),
-      bind_address: text(`0.0.0.0:${port}`, 'Address and port of the gRPC server.', {
-        ...BIND_ADDRESS,
-        pending: OPS_PENDING,
-      }),
-      enable_reflection: bool(true, 'Server reflection, so `grpcurl -plaintext host:port list` works.', {
-        pending: OPS_PENDING,
-      }),
-      enable_health_service: bool(true, 'grpc.health.v1.Health and tasker.v1.HealthService.', {
-        pending: OPS_PENDING,
-      }),
+      enabled: bool(true, 'Serve gRPC.'),
+      bind_address: text(`0.0.0.0:${port}`, 'Address and port of the gRPC server.', BIND_ADDRESS),
+      enable_reflection: bool(true, 'Server reflection, so `grpcurl -plaintext host:port list` works.'),
+      enable_health_service: bool(true, 'grpc.health.v1.Health and tasker.v1.HealthService.'),
     },
-    { description: 'gRPC server (health checks, reflection).', pending: OPS_PENDING },
+    { description: 'gRPC server (health checks, reflection).' },
   );
 
 const webSettings = (port: number) =>

@@ -1,3 +1,4 @@
+import { isConnectionError } from '../db/sqlState.ts';
 import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
 import type { MessagingProvider, QueueSignal, Subscription } from './messagingProvider.ts';
@@ -101,12 +102,12 @@ export class WakeupLoop {
       try {
         await this.options.drain();
       } catch (error) {
+        const err = error instanceof Error ? error.message : String(error);
         if (this.options.onError !== undefined) this.options.onError(error);
-        else
-          this.logger.error(
-            { err: error instanceof Error ? error.message : String(error) },
-            'queue drain failed',
-          );
+        // A dropped connection is retried by the next wake-up or poll: a warning, not a failure.
+        else if (isConnectionError(error))
+          this.logger.warn({ err }, 'queue drain interrupted by a lost database connection; retrying');
+        else this.logger.error({ err }, 'queue drain failed');
       }
     } while (this.again && !this.stopped);
   }

@@ -1,4 +1,6 @@
 import type { FastifyInstance } from 'fastify';
+import { reportFromChecks, startGrpcServer } from '../api/grpc/grpcServer.ts';
+import type { RunningGrpcServer } from '../api/grpc/grpcServer.ts';
 import { buildRestServer } from '../api/rest/server.ts';
 import type { LoadedConfig } from '../config/loadConfig.ts';
 import { listenerOptions } from '../config/runtimeOptions.ts';
@@ -23,12 +25,16 @@ export interface OrchestrationServiceOptions {
   db?: Database;
   /** Overrides `[orchestration.web] bind_address` (tasker dev's --port). */
   bindAddress?: string;
+  /** Overrides `[orchestration.grpc] bind_address`. */
+  grpcBindAddress?: string;
 }
 
 export interface OrchestrationService {
   readonly orchestrator: Orchestrator;
   /** Where the REST API listens, e.g. http://127.0.0.1:8080; undefined when `[orchestration.web]` is disabled. */
   readonly url: string | undefined;
+  /** host:port of the gRPC health server; undefined when `[orchestration.grpc]` is disabled. */
+  readonly grpcAddress: string | undefined;
   /** Stops accepting requests and work, finishes the batch in progress, closes connections. Safe twice. */
   stop(): Promise<void>;
 }
@@ -59,16 +65,19 @@ export async function startOrchestrationService(
     : undefined;
   let app: FastifyInstance | undefined;
   let url: string | undefined;
+  let grpcServer: RunningGrpcServer | undefined;
   let stopped: Promise<void> | undefined;
 
   const stop = (): Promise<void> =>
     (stopped ??= (async () => {
-      // Stop taking requests first (in-flight ones finish), then work, then connections.
+      // Probes fail first, then requests stop (in-flight ones finish), then work, then connections.
+      grpcServer?.setServing(false);
       await app
         ?.close()
         .catch((error: unknown) => logger.warn({ err: error }, 'closing the HTTP server failed'));
       await staleness?.stop();
       await orchestrator.stop();
+      await grpcServer?.stop();
       await completions.stop();
       await provider.close();
       await listener.stop();
@@ -117,18 +126,50 @@ export async function startOrchestrationService(
       app = server;
       url = await listenHttp(server, bind);
     }
+    const grpcConfig = config.orchestration.grpc;
+    if (grpcConfig.enabled) {
+      grpcServer = await startGrpcServer({
+        role: 'orchestration',
+        bindAddress: options.grpcBindAddress ?? grpcConfig.bind_address,
+        enableReflection: grpcConfig.enable_reflection,
+        enableHealthService: grpcConfig.enable_health_service,
+        version: TASKER_VERSION,
+        environment: loaded.environment,
+        deploymentMode: config.orchestration.deployment_mode,
+        logger,
+        readiness: () =>
+          reportFromChecks(
+            {
+              database: async () => {
+                await db.query('SELECT 1');
+                return { status: 'healthy' };
+              },
+              orchestration_system: () =>
+                Promise.resolve(
+                  stopped === undefined
+                    ? { status: 'healthy' as const }
+                    : { status: 'unhealthy' as const, message: 'shutting down' },
+                ),
+            },
+            { logger, info: { processor_uuid: orchestrator.processorUuid } },
+          ),
+      });
+    }
   } catch (error) {
     await stop();
     throw error;
   }
   logger.info(
-    { url, environment: loaded.environment, version: TASKER_VERSION },
+    { url, grpc: grpcServer?.address, environment: loaded.environment, version: TASKER_VERSION },
     'orchestration service started',
   );
   return {
     orchestrator,
     get url() {
       return url;
+    },
+    get grpcAddress() {
+      return grpcServer?.address;
     },
     stop,
   };

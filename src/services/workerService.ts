@@ -1,4 +1,6 @@
 import type { FastifyInstance } from 'fastify';
+import { reportFromChecks, startGrpcServer } from '../api/grpc/grpcServer.ts';
+import type { RunningGrpcServer } from '../api/grpc/grpcServer.ts';
 import type { LoadedConfig } from '../config/loadConfig.ts';
 import { listenerOptions } from '../config/runtimeOptions.ts';
 import type { Database } from '../db/database.ts';
@@ -26,6 +28,8 @@ export interface WorkerServiceOptions {
   db?: Database;
   /** Overrides `[worker.web] bind_address`. */
   bindAddress?: string;
+  /** Overrides `[worker.grpc] bind_address`. */
+  grpcBindAddress?: string;
 }
 
 export interface WorkerService {
@@ -71,11 +75,14 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
   }
   let app: FastifyInstance | undefined;
   let url: string | undefined;
+  let grpcServer: RunningGrpcServer | undefined;
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopped ??= (async () => {
-      // Work first: the lease hand-back must happen while the database is still open.
+      // Probes fail first; then work: the lease hand-back must happen while the database is still open.
+      grpcServer?.setServing(false);
       await worker.stop();
+      await grpcServer?.stop();
       await app
         ?.close()
         .catch((error: unknown) => logger.warn({ err: error }, 'closing the HTTP server failed'));
@@ -100,12 +107,47 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
         parseBindAddress(options.bindAddress ?? config.worker.web.bind_address, 'worker.web.bind_address'),
       );
     }
+    const grpcConfig = config.worker.grpc;
+    if (grpcConfig.enabled) {
+      grpcServer = await startGrpcServer({
+        role: 'worker',
+        bindAddress: options.grpcBindAddress ?? grpcConfig.bind_address,
+        enableReflection: grpcConfig.enable_reflection,
+        enableHealthService: grpcConfig.enable_health_service,
+        version: TASKER_VERSION,
+        environment: loaded.environment,
+        deploymentMode: config.worker.deployment_mode,
+        logger,
+        readiness: () =>
+          reportFromChecks(
+            {
+              database: async () => {
+                await db.query('SELECT 1');
+                return { status: 'healthy' };
+              },
+              worker: () =>
+                Promise.resolve(
+                  stopped === undefined
+                    ? { status: 'healthy' as const, message: `${worker.activeExecutions} step(s) running` }
+                    : { status: 'unhealthy' as const, message: 'shutting down' },
+                ),
+            },
+            { logger, info: { worker_id: worker.id, namespaces: worker.namespaces.join(',') } },
+          ),
+      });
+    }
   } catch (error) {
     await stop();
     throw error;
   }
   logger.info(
-    { url, namespaces: worker.namespaces, handlers: handlers.length, templates: templates.length },
+    {
+      url,
+      grpc: grpcServer?.address,
+      namespaces: worker.namespaces,
+      handlers: handlers.length,
+      templates: templates.length,
+    },
     'worker service started',
   );
   return {

@@ -74,6 +74,7 @@ export class Worker {
   private readonly logger: Logger;
   private readonly loop: WakeupLoop;
   private readonly running = new Map<string, RunningStep>();
+  private readonly pendingSignals = new Set<Promise<void>>();
   private readonly shutdown = new AbortController();
   private readonly capacity: number;
   private nextNamespace = 0;
@@ -138,6 +139,7 @@ export class Worker {
       Promise.all([...this.running.values()].map((r) => r.done)).then(() => true),
       new Promise<boolean>((resolve) => setTimeout(() => resolve(false), deadline).unref()),
     ]);
+    await Promise.all(this.pendingSignals);
     if (!drained) {
       this.shutdown.abort(new Error('worker shutting down'));
       for (const { step, namespace } of this.running.values()) {
@@ -148,25 +150,21 @@ export class Worker {
     }
   }
 
-  /** Claims and starts as many steps as capacity allows, namespaces taken in turn. */
+  /**
+   * Claims and starts as many steps as capacity allows, namespaces taken in turn. A claim that returns fewer
+   * steps than asked for found that namespace's queue without more visible work, so this drain does not ask
+   * it again (a message sent meanwhile comes with its own wake-up).
+   */
   async drain(): Promise<void> {
     const lease = this.options.leaseSeconds ?? 30;
-    let idleNamespaces = 0;
-    while (!this.stopping && this.running.size < this.capacity && idleNamespaces < this.namespaces.length) {
+    const exhausted = new Set<string>();
+    while (!this.stopping && this.running.size < this.capacity && exhausted.size < this.namespaces.length) {
       const namespace = this.namespaces[this.nextNamespace % this.namespaces.length] ?? '';
       this.nextNamespace += 1;
-      const claimed = await claimSteps(
-        this.options.db,
-        namespace,
-        this.id,
-        lease,
-        this.capacity - this.running.size,
-      );
-      if (claimed.length === 0) {
-        idleNamespaces += 1;
-        continue;
-      }
-      idleNamespaces = 0;
+      if (exhausted.has(namespace)) continue;
+      const room = this.capacity - this.running.size;
+      const claimed = await claimSteps(this.options.db, namespace, this.id, lease, room);
+      if (claimed.length < room) exhausted.add(namespace);
       for (const step of claimed) this.startStep(step, namespace);
     }
   }
@@ -174,12 +172,12 @@ export class Worker {
   private startStep(step: ClaimedStep, namespace: string): void {
     const done = this.runStep(step, namespace).then(
       (refilled) => {
-        this.running.delete(step.stepUuid);
+        this.release(step);
         // Capacity freed and not refilled by the completing round trip: look for more work right away.
         if (!refilled) this.loop.wake();
       },
       (error: unknown) => {
-        this.running.delete(step.stepUuid);
+        this.release(step);
         this.logger.error(
           { step_uuid: step.stepUuid, err: error instanceof Error ? error.message : String(error) },
           'step run failed',
@@ -188,6 +186,11 @@ export class Worker {
       },
     );
     this.running.set(step.stepUuid, { step, namespace, done });
+  }
+
+  /** Frees the step's slot (once; a later run of the same step has an entry of its own). */
+  private release(step: ClaimedStep): void {
+    if (this.running.get(step.stepUuid)?.step === step) this.running.delete(step.stepUuid);
   }
 
   /**
@@ -273,15 +276,20 @@ export class Worker {
           },
           { namespace, leaseSeconds: this.options.leaseSeconds ?? 30, limit: room, deferSignal: true },
         );
+        // This step's slot is free now; the steps claimed for it (and for any other free slot) take over.
+        this.release(step);
         for (const next of claimed) this.startStep(next, namespace);
         if (signal !== null) {
           // After the durable commit, in a transaction of its own (see signalSent); a hint only.
-          await signalSent(this.options.db, signal).catch((error: unknown) =>
+          const sent = signalSent(this.options.db, signal).catch((error: unknown) =>
             this.logger.warn(
               { queue: signal.queue, err: error instanceof Error ? error.message : String(error) },
               'wake-up signal failed; consumers will find the messages by polling',
             ),
           );
+          this.pendingSignals.add(sent);
+          await sent;
+          this.pendingSignals.delete(sent);
         }
         const refilled = room > 0 && (claimed.length >= room || this.namespaces.length === 1);
         return { outcome: stored, refilled };

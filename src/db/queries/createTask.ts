@@ -48,9 +48,10 @@ function isDatabase(db: Queryable): boolean {
  * A duplicate identity raises unique_violation on constraint tasks_identity_hash_key.
  *
  * On a pool, the workers' wake-up signal goes out right after that commit in a transaction of its own
- * (tasker.create_task_quiet, then signalSent): a commit that notifies holds PostgreSQL's database-wide
- * notify lock through its WAL flush, which made concurrent creations run one at a time. Inside a caller's
- * transaction, the signal is part of that transaction (tasker.create_task) and goes out when it commits.
+ * (tasker.create_task_quiet, then signalSent, not awaited): a commit that notifies holds PostgreSQL's
+ * database-wide notify lock through its WAL flush, which made concurrent creations run one at a time.
+ * Inside a caller's transaction, the signal is part of that transaction (tasker.create_task) and goes out
+ * when it commits.
  */
 export async function insertTask(
   db: Queryable,
@@ -84,8 +85,9 @@ export async function insertTask(
   const row = rows[0];
   if (row === undefined) throw new Error('tasker.create_task_quiet returned no row');
   if (row.msg_ids !== null && row.msg_ids.length > 0) {
-    // The task is committed; a lost signal only means a worker finds the steps on its next poll.
-    await signalSent(db, { queue: row.queue, msgIds: row.msg_ids.map(String) }).catch(() => undefined);
+    // Not awaited: the task is committed, and the caller need not wait for a hint. A lost signal only means
+    // a worker finds the steps on its next poll.
+    void signalSent(db, { queue: row.queue, msgIds: row.msg_ids.map(String) }).catch(() => undefined);
   }
   return { taskUuid: row.task_uuid, state: row.current_state, enqueuedSteps: row.enqueued_steps };
 }

@@ -26,6 +26,8 @@ export interface TaskerProcess {
   readonly pid: number;
   /** The HTTP URL the service reported (REST API or worker health). */
   readonly url: string;
+  /** host:port of its gRPC health server. */
+  readonly grpcAddress: string | undefined;
   readonly logs: LogLine[];
   /** Raw stderr text that was not a JSON log line (should stay empty). */
   readonly otherOutput: string[];
@@ -50,16 +52,20 @@ export interface WorkerStartOptions extends StartOptions {
 }
 
 function startTasker(role: 'orchestration' | 'worker', options: StartOptions): Promise<TaskerProcess> {
-  const child = spawn(process.execPath, [BIN, role, '--bind', '127.0.0.1:0', ...(options.args ?? [])], {
-    env: {
-      ...process.env,
-      TASKER_ENV: 'test',
-      LOG_LEVEL: 'info',
-      DATABASE_URL: options.databaseUrl,
-      ...options.env,
+  const child = spawn(
+    process.execPath,
+    [BIN, role, '--bind', '127.0.0.1:0', '--grpc-bind', '127.0.0.1:0', ...(options.args ?? [])],
+    {
+      env: {
+        ...process.env,
+        TASKER_ENV: 'test',
+        LOG_LEVEL: 'info',
+        DATABASE_URL: options.databaseUrl,
+        ...options.env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  );
   const logs: LogLine[] = [];
   const otherOutput: string[] = [];
   const exited = new Promise<number | string>((resolve) => {
@@ -113,6 +119,7 @@ function startTasker(role: 'orchestration' | 'worker', options: StartOptions): P
           child,
           pid: child.pid ?? -1,
           url: line.url,
+          grpcAddress: typeof line.grpc === 'string' ? line.grpc : undefined,
           logs,
           otherOutput,
           exited,
