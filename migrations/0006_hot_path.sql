@@ -933,6 +933,109 @@ BEGIN
 END;
 $$;
 
+-- complete_and_claim for several results of one worker at once: under load, the results that finish while
+-- the previous commit is on its way go together, so one commit and one queue read serve all of them. Results
+-- are stored in task order (every transaction here locks task rows in task_uuid order, so two batches cannot
+-- deadlock). p_results: [{"task_uuid", "step_uuid", "attempt", "success", "payload", "execution_ms"}, ...].
+-- Rows: one per claimed step (claim columns, as claim_steps returns them), then one last row without a step
+-- that carries outcomes ({step_uuid: outcome}) and notify ({queue: [msg_id, ...]}: the signals left to send,
+-- with tasker.signal_sent once this has committed; empty when p_notify sent them here).
+CREATE FUNCTION tasker.complete_many_and_claim(
+  p_results jsonb, p_worker text, p_inline boolean, p_namespace text, p_lease_seconds integer, p_limit integer,
+  p_notify boolean DEFAULT true
+)
+RETURNS TABLE (msg_id bigint, task_uuid uuid, step_uuid uuid, step_name text, handler_callable text, inputs jsonb,
+               context jsonb, attempt integer, max_attempts integer, timeout_seconds integer, correlation_id uuid,
+               dependency_results jsonb, outcomes jsonb, notify jsonb)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  x record;
+  r record;
+  c record;
+  v_room integer := greatest(p_limit, 0);
+  v_outcomes jsonb := '{}';
+  v_started_msgs bigint[] := '{}';
+  v_started_steps uuid[] := '{}';
+  v_claimed bigint[] := '{}';
+  v_queues text[] := '{}';
+  v_ids bigint[] := '{}';
+  v_worker_queue text := 'worker_' || p_namespace || '_queue';
+  v_notify jsonb := '{}';
+  v_q text;
+  v_left bigint[];
+BEGIN
+  FOR x IN
+    SELECT e.task_uuid, e.step_uuid, e.attempt, e.success, e.payload, e.execution_ms, t.namespace_name
+    FROM jsonb_to_recordset(p_results) AS e(task_uuid uuid, step_uuid uuid, attempt integer, success boolean,
+                                            payload jsonb, execution_ms integer)
+    LEFT JOIN tasker.tasks t ON t.task_uuid = e.task_uuid
+    ORDER BY e.task_uuid, e.step_uuid
+  LOOP
+    SELECT * INTO r FROM tasker._complete_step(x.task_uuid, x.step_uuid, x.attempt, x.success, x.payload, p_worker,
+                                               x.execution_ms, p_inline,
+                                               CASE WHEN x.namespace_name = p_namespace THEN v_room ELSE 0 END,
+                                               p_lease_seconds);
+    v_outcomes := v_outcomes || jsonb_build_object(x.step_uuid::text, r.outcome);
+    IF coalesce(cardinality(r.claimed_steps), 0) > 0 THEN
+      v_started_msgs := v_started_msgs || r.claimed_msgs;
+      v_started_steps := v_started_steps || r.claimed_steps;
+      v_room := v_room - cardinality(r.claimed_steps);
+    END IF;
+    IF coalesce(cardinality(r.msg_ids), 0) > 0 THEN
+      v_queues := v_queues || array_fill(r.queue, ARRAY[cardinality(r.msg_ids)]);
+      v_ids := v_ids || r.msg_ids;
+    END IF;
+  END LOOP;
+
+  FOR c IN
+    SELECT u.msg_id, ws.task_uuid, ws.workflow_step_uuid AS step_uuid, ws.name::text AS step_name, ws.handler_callable,
+           ws.inputs, t.context, ws.attempts AS attempt, ws.max_attempts, ws.timeout_seconds, t.correlation_id,
+           tasker.step_dependency_results(ws.workflow_step_uuid) AS dependency_results
+    FROM unnest(v_started_msgs, v_started_steps) AS u(msg_id, step_uuid)
+    JOIN tasker.workflow_steps ws ON ws.workflow_step_uuid = u.step_uuid
+    JOIN tasker.tasks t ON t.task_uuid = ws.task_uuid
+    ORDER BY u.msg_id
+  LOOP
+    msg_id := c.msg_id; task_uuid := c.task_uuid; step_uuid := c.step_uuid; step_name := c.step_name;
+    handler_callable := c.handler_callable; inputs := c.inputs; context := c.context; attempt := c.attempt;
+    max_attempts := c.max_attempts; timeout_seconds := c.timeout_seconds; correlation_id := c.correlation_id;
+    dependency_results := c.dependency_results;
+    RETURN NEXT;
+  END LOOP;
+  IF v_room > 0 THEN
+    FOR c IN SELECT * FROM tasker.claim_steps(p_namespace, p_worker, p_lease_seconds, v_room, false) LOOP
+      msg_id := c.msg_id; task_uuid := c.task_uuid; step_uuid := c.step_uuid; step_name := c.step_name;
+      handler_callable := c.handler_callable; inputs := c.inputs; context := c.context; attempt := c.attempt;
+      max_attempts := c.max_attempts; timeout_seconds := c.timeout_seconds; correlation_id := c.correlation_id;
+      dependency_results := c.dependency_results;
+      v_claimed := v_claimed || c.msg_id;
+      RETURN NEXT;
+    END LOOP;
+  END IF;
+
+  -- Signals: every queue that got messages, less the worker-queue messages this call claimed itself.
+  FOR v_q IN SELECT DISTINCT u.name FROM unnest(v_queues) AS u(name) LOOP
+    v_left := ARRAY(SELECT u.id FROM unnest(v_queues, v_ids) AS u(name, id)
+                    WHERE u.name = v_q AND NOT (v_q = v_worker_queue AND u.id = ANY(v_claimed)));
+    IF cardinality(v_left) > 0 THEN
+      IF p_notify THEN
+        PERFORM tasker._notify_sent(v_q, v_left);
+      ELSE
+        v_notify := v_notify || jsonb_build_object(v_q, to_jsonb(v_left));
+      END IF;
+    END IF;
+  END LOOP;
+
+  msg_id := NULL; task_uuid := NULL; step_uuid := NULL; step_name := NULL; handler_callable := NULL; inputs := NULL;
+  context := NULL; attempt := NULL; max_attempts := NULL; timeout_seconds := NULL; correlation_id := NULL;
+  dependency_results := NULL;
+  outcomes := v_outcomes;
+  notify := v_notify;
+  RETURN NEXT;
+END;
+$$;
+
 -- ------------------------------------------------------------------------------------------------ orchestration
 
 -- Same contract as 0004. Reads results with static SQL, applies them under task locks taken in one order,
@@ -1132,6 +1235,8 @@ ALTER FUNCTION tasker.complete_step(uuid, uuid, integer, boolean, jsonb, text, i
 ALTER FUNCTION tasker.complete_and_claim(uuid, uuid, integer, boolean, jsonb, text, integer, boolean, text, integer, integer, boolean)
   SET plan_cache_mode = force_generic_plan
   SET enable_seqscan = off;
+ALTER FUNCTION tasker.complete_many_and_claim(jsonb, text, boolean, text, integer, integer, boolean)
+  SET plan_cache_mode = force_generic_plan SET enable_seqscan = off;
 ALTER FUNCTION tasker.apply_step_result(uuid, uuid) SET plan_cache_mode = force_generic_plan
   SET enable_seqscan = off;
 ALTER FUNCTION tasker.process_step_results(integer, integer, uuid) SET plan_cache_mode = force_generic_plan

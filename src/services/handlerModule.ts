@@ -69,9 +69,14 @@ export async function loadHandlerModule(
   try {
     exports = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (error) {
+    const message = (error as Error).message;
+    // A .ts/.js file outside an ESM package is loaded as CommonJS, which cannot import Tasker (ESM).
+    const hint = /require\(\) ES Module|ERR_REQUIRE_ESM|Cannot use import statement/.test(message)
+      ? '; handler modules are ES modules: add "type": "module" to the package.json next to it, or name it .mts/.mjs'
+      : '';
     throw new ValidationError(
       'TASKER_HANDLERS_MODULE_INVALID',
-      `handlers module ${path} failed to load: ${(error as Error).message}`,
+      `handlers module ${path} failed to load: ${message}${hint}`,
       { cause: error },
     );
   }

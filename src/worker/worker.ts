@@ -4,8 +4,8 @@ import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/database.ts';
 import { claimSteps } from '../db/queries/claimSteps.ts';
 import type { ClaimedStep } from '../db/queries/claimSteps.ts';
-import { completeAndClaim, signalSent } from '../db/queries/completeStep.ts';
-import type { CompleteOutcome } from '../db/queries/completeStep.ts';
+import { completeManyAndClaim, signalSent } from '../db/queries/completeStep.ts';
+import type { CompleteOutcome, PendingSignal } from '../db/queries/completeStep.ts';
 import { registerTemplate } from '../db/queries/registerTemplate.ts';
 import { isConnectionError } from '../db/sqlState.ts';
 import { ValidationError } from '../domain/errors.ts';
@@ -59,6 +59,20 @@ interface RunningStep {
 }
 
 const COMPLETE_RETRY_DELAYS_MS = [100, 500, 2_000];
+/** Most results stored in one round trip. */
+const MAX_RESULT_BATCH = 50;
+
+interface StoreResult {
+  outcome: CompleteOutcome | 'unstored';
+  /** The storing round trip already looked for work for the freed slot. */
+  refilled: boolean;
+}
+
+interface PendingResult {
+  step: ClaimedStep;
+  outcome: StepOutcome;
+  resolve: (result: StoreResult) => void;
+}
 
 /**
  * The worker role at library level: claims steps of its namespaces, runs their handlers at most
@@ -75,6 +89,9 @@ export class Worker {
   private readonly loop: WakeupLoop;
   private readonly running = new Map<string, RunningStep>();
   private readonly pendingSignals = new Set<Promise<void>>();
+  /** Results waiting for the batch on its way, per namespace. */
+  private readonly pendingResults = new Map<string, PendingResult[]>();
+  private readonly flushing = new Set<string>();
   private readonly shutdown = new AbortController();
   private readonly capacity: number;
   private nextNamespace = 0;
@@ -246,69 +263,110 @@ export class Worker {
   /**
    * Stores the result and, in the same round trip, claims as much new work as the freed slot allows: in a
    * chain, the step this result makes ready is claimed without a notification or another commit.
+   * Results are stored one batch at a time per namespace: a result that finishes while a batch is on its way
+   * waits for it and goes with the next one (one commit and one queue read for all of them); a result that
+   * finishes alone goes at once.
    * `refilled` is true when that claim looked at everything this worker could take: it filled the room, or
    * it found the (only) namespace's queue without more visible work. Work that becomes visible later comes
    * with its own signal (or a retry's timer, or the poll).
    */
-  private async storeOutcome(
-    step: ClaimedStep,
+  private storeOutcome(step: ClaimedStep, namespace: string, outcome: StepOutcome): Promise<StoreResult> {
+    return new Promise<StoreResult>((resolve) => {
+      let queue = this.pendingResults.get(namespace);
+      if (queue === undefined) {
+        queue = [];
+        this.pendingResults.set(namespace, queue);
+      }
+      queue.push({ step, outcome, resolve });
+      if (!this.flushing.has(namespace)) void this.flushResults(namespace);
+    });
+  }
+
+  private async flushResults(namespace: string): Promise<void> {
+    this.flushing.add(namespace);
+    try {
+      for (;;) {
+        const queue = this.pendingResults.get(namespace) ?? [];
+        const batch = queue.splice(0, MAX_RESULT_BATCH);
+        if (batch.length === 0) return;
+        const stored = await this.storeBatch(namespace, batch);
+        for (const item of batch) item.resolve(stored.get(item.step) ?? { outcome: 'unstored', refilled: false });
+      }
+    } finally {
+      this.flushing.delete(namespace);
+    }
+  }
+
+  private async storeBatch(
     namespace: string,
-    outcome: StepOutcome,
-  ): Promise<{ outcome: CompleteOutcome | 'unstored'; refilled: boolean }> {
+    batch: readonly PendingResult[],
+  ): Promise<Map<ClaimedStep, StoreResult>> {
+    const results = new Map<ClaimedStep, StoreResult>();
     for (let attempt = 0; ; attempt++) {
       try {
-        const room = this.stopping ? 0 : this.capacity - this.running.size + 1;
-        const {
-          outcome: stored,
-          claimed,
-          signal,
-        } = await completeAndClaim(
+        // Every step of the batch still holds its slot; their slots and any other free one are the room.
+        const room = this.stopping ? 0 : this.capacity - this.running.size + batch.length;
+        const { outcomes, claimed, signals } = await completeManyAndClaim(
           this.options.db,
-          {
+          batch.map(({ step, outcome }) => ({
             taskUuid: step.taskUuid,
             stepUuid: step.stepUuid,
             attempt: step.attempt,
             success: outcome.success,
             payload: outcome.success ? outcome.result : outcome.failure,
-            workerId: this.id,
             executionMs: outcome.executionMs,
+          })),
+          {
+            workerId: this.id,
             inline: this.options.applyResultsInline ?? true,
+            namespace,
+            leaseSeconds: this.options.leaseSeconds ?? 30,
+            limit: room,
+            deferSignal: true,
           },
-          { namespace, leaseSeconds: this.options.leaseSeconds ?? 30, limit: room, deferSignal: true },
         );
-        // This step's slot is free now; the steps claimed for it (and for any other free slot) take over.
-        this.release(step);
+        // These slots are free now; the steps claimed for them (and for any other free slot) take over.
+        for (const { step } of batch) this.release(step);
         for (const next of claimed) this.startStep(next, namespace);
-        if (signal !== null) {
-          // After the durable commit, in a transaction of its own (see signalSent); a hint only.
-          const sent = signalSent(this.options.db, signal).catch((error: unknown) =>
-            this.logger.warn(
-              { queue: signal.queue, err: error instanceof Error ? error.message : String(error) },
-              'wake-up signal failed; consumers will find the messages by polling',
-            ),
-          );
-          this.pendingSignals.add(sent);
-          await sent;
-          this.pendingSignals.delete(sent);
-        }
+        for (const signal of signals) this.sendSignal(signal);
         const refilled = room > 0 && (claimed.length >= room || this.namespaces.length === 1);
-        return { outcome: stored, refilled };
+        for (const { step } of batch) {
+          results.set(step, { outcome: outcomes.get(step.stepUuid) ?? 'stale', refilled });
+        }
+        return results;
       } catch (error) {
         const delay = COMPLETE_RETRY_DELAYS_MS[attempt];
         if (delay === undefined || !isConnectionError(error)) {
-          // The lease will expire and another worker will run the step again.
-          this.logger.error(
-            {
-              step_uuid: step.stepUuid,
-              task_uuid: step.taskUuid,
-              err: error instanceof Error ? error.message : String(error),
-            },
-            'could not store step result',
-          );
-          return { outcome: 'unstored', refilled: false };
+          // The leases will expire and another worker will run the steps again.
+          for (const { step } of batch) {
+            this.logger.error(
+              {
+                step_uuid: step.stepUuid,
+                task_uuid: step.taskUuid,
+                err: error instanceof Error ? error.message : String(error),
+              },
+              'could not store step result',
+            );
+            results.set(step, { outcome: 'unstored', refilled: false });
+          }
+          return results;
         }
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
+  }
+
+  /** After the durable commit, in a transaction of its own (see signalSent); a hint only. */
+  private sendSignal(signal: PendingSignal): void {
+    const sent = signalSent(this.options.db, signal).then(
+      () => undefined,
+      (error: unknown) =>
+        this.logger.warn(
+          { queue: signal.queue, err: error instanceof Error ? error.message : String(error) },
+          'wake-up signal failed; consumers will find the messages by polling',
+        ),
+    );
+    this.pendingSignals.add(sent);
+    void sent.finally(() => this.pendingSignals.delete(sent));
   }
 }

@@ -109,3 +109,64 @@ export async function completeAndClaim(
   }
   return { outcome, claimed, signal };
 }
+
+/** One worker result for completeManyAndClaim (the worker and the mode are per batch). */
+export type BatchedCompletion = Omit<StepCompletion, 'workerId' | 'inline'>;
+
+interface CompleteManyRow extends Partial<ClaimRow> {
+  outcomes: Record<string, CompleteOutcome> | null;
+  notify: Record<string, (string | number)[]> | null;
+}
+
+/**
+ * completeAndClaim for several results of one worker in one round trip and one (durable) commit
+ * (tasker.complete_many_and_claim): each result stored (and applied, with `inline`) in task order, the
+ * children they made ready started for this worker, then the rest of `limit` claimed from the queue.
+ * `outcomes` maps step uuids to what storing did; `signals` are the wake-ups to send with signalSent() once
+ * this has committed (none when `deferSignal` is false: then the commit sent them).
+ */
+export async function completeManyAndClaim(
+  db: Queryable,
+  results: readonly BatchedCompletion[],
+  options: {
+    workerId: string;
+    inline: boolean;
+    namespace: string;
+    leaseSeconds: number;
+    limit: number;
+    deferSignal?: boolean;
+  },
+): Promise<{ outcomes: Map<string, CompleteOutcome>; claimed: ClaimedStep[]; signals: PendingSignal[] }> {
+  const payload = results.map((r) => ({
+    task_uuid: r.taskUuid,
+    step_uuid: r.stepUuid,
+    attempt: r.attempt,
+    success: r.success,
+    payload: r.payload ?? null,
+    execution_ms: Math.round(r.executionMs),
+  }));
+  const { rows } = await db.query<CompleteManyRow>(
+    'SELECT * FROM tasker.complete_many_and_claim($1::jsonb, $2, $3, $4, $5, $6, $7)',
+    [
+      JSON.stringify(payload),
+      options.workerId,
+      options.inline,
+      options.namespace,
+      options.leaseSeconds,
+      Math.max(0, options.limit),
+      options.deferSignal !== true,
+    ],
+    { name: 'tasker_complete_many_and_claim' },
+  );
+  const outcomes = new Map<string, CompleteOutcome>();
+  const claimed: ClaimedStep[] = [];
+  const signals: PendingSignal[] = [];
+  for (const row of rows) {
+    if (row.step_uuid != null) claimed.push(toClaimedStep(row as ClaimRow));
+    for (const [stepUuid, outcome] of Object.entries(row.outcomes ?? {})) outcomes.set(stepUuid, outcome);
+    for (const [queue, ids] of Object.entries(row.notify ?? {})) {
+      if (ids.length > 0) signals.push({ queue, msgIds: ids.map(String) });
+    }
+  }
+  return { outcomes, claimed, signals };
+}
