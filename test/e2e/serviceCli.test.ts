@@ -195,29 +195,41 @@ describe('the CLI client against a running server', () => {
     expect(list.stdout).toMatch(/\(1 tasks\)/);
   });
 
-  it('step reset brings a failed task back: it runs the step again and ends complete', async () => {
-    // always_fails: doomed_step exhausts its 3 attempts, the task ends in error; the reset gives 3 more,
-    // which fail too, so this checks the revival and the second run, not a happy ending.
+  it('step complete revives a task in error: the dependent step runs on the given result and the task completes', async () => {
+    // always_fails: doomed_step exhausts its 3 attempts and the task ends in error with never_runs pending.
     const created = await tasker(['task', 'create', 'resilience/always_fails@1.0.0', '--wait', '--url', url]);
     expect(created.code).toBe(1);
     const taskUuid = /task ([0-9a-f-]{36}) error/.exec(created.stdout)?.[1] ?? '';
     expect(taskUuid).not.toBe('');
-    const reset = await tasker([
+    const fixed = await tasker([
       'step',
-      'reset',
+      'complete',
       taskUuid,
       'doomed_step',
+      '--result',
+      '{"value": 7}',
       '--reason',
-      'retry after fix',
+      'done by hand',
       '--url',
       url,
     ]);
-    expect(reset.stderr).toBe('');
-    expect(reset.code).toBe(0);
-    expect(reset.stdout).toMatch(/doomed_step\s+(pending|enqueued|in_progress|waiting_for_retry|error)/);
-    const resolved = await tasker(['step', 'resolve', taskUuid, 'doomed_step', '--url', url]);
-    // The re-run may still be going (409: not allowed while enqueued or running) or have failed again.
-    if (resolved.code !== 0) expect(resolved.stderr).toContain('[TASKER_STEP_ACTION_NOT_ALLOWED]');
+    expect(fixed.stderr).toBe('');
+    expect(fixed.code).toBe(0);
+    expect(fixed.stdout).toMatch(/doomed_step\s+complete/);
+    const deadline = Date.now() + 20_000;
+    let view: { status: string; steps: { name: string; result: unknown }[] } = { status: '', steps: [] };
+    while (Date.now() < deadline) {
+      const got = await tasker(['task', 'get', taskUuid, '--json', '--url', url]);
+      view = JSON.parse(got.stdout) as typeof view;
+      if (view.status === 'complete') break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(view.status).toBe('complete');
+    // Resilience.Echo passes its dependency's result on: the operator's value reached the dependent.
+    expect(view.steps.find((s) => s.name === 'never_runs')?.result).toEqual({ echoed: { value: 7 } });
+    const again = await tasker(['step', 'reset', taskUuid, 'doomed_step', '--url', url]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('[TASKER_STEP_ACTION_NOT_ALLOWED]');
   });
 
   it('unknown tasks and unreachable servers are one clear line each', async () => {
