@@ -1,3 +1,7 @@
+-- One linear 4-step task through the SQL hot path, one statement per transaction, as the worker runs it with
+-- applyResultsInline (migration 0006 and later): create_task, claim_steps for the first step, then
+-- complete_and_claim per step (each result applied in its commit, the next step started in the same call).
+-- pgbench -n -M prepared -c1 -T10 -r -f bench/sql/linear_inline.sql <url>   (see bench/README.md)
 SELECT named_task_uuid AS nt FROM tasker.named_tasks WHERE name = 'bench_linear'
 \gset
 WITH u AS (SELECT gen_random_uuid() a, gen_random_uuid() b, gen_random_uuid() c, gen_random_uuid() d),
@@ -9,13 +13,13 @@ SELECT t.task_uuid FROM u, s, tasker.create_task(
 \gset
 SELECT task_uuid AS tk, step_uuid AS st, attempt AS at FROM tasker.claim_steps('bench', 'pgbench-worker', 30, 1)
 \gset
-WITH done AS MATERIALIZED (SELECT tasker.complete_step(:tk::uuid, :st::uuid, :at::int, true, 'null'::jsonb, 'pgbench-worker', 0, true) AS outcome) SELECT done.outcome, c.task_uuid AS tk, c.step_uuid AS st, c.attempt AS at FROM done LEFT JOIN LATERAL tasker.claim_steps('bench', 'pgbench-worker', 30, 1, false) c ON done.outcome IS NOT NULL
+SELECT outcome, task_uuid AS tk, step_uuid AS st, attempt AS at FROM tasker.complete_and_claim(:tk::uuid, :st::uuid, :at::int, true, 'null'::jsonb, 'pgbench-worker', 0, true, 'bench', 30, 1, true) LIMIT 1
 \gset
-WITH done AS MATERIALIZED (SELECT tasker.complete_step(:tk::uuid, :st::uuid, :at::int, true, 'null'::jsonb, 'pgbench-worker', 0, true) AS outcome) SELECT done.outcome, c.task_uuid AS tk, c.step_uuid AS st, c.attempt AS at FROM done LEFT JOIN LATERAL tasker.claim_steps('bench', 'pgbench-worker', 30, 1, false) c ON done.outcome IS NOT NULL
+SELECT outcome, task_uuid AS tk, step_uuid AS st, attempt AS at FROM tasker.complete_and_claim(:tk::uuid, :st::uuid, :at::int, true, 'null'::jsonb, 'pgbench-worker', 0, true, 'bench', 30, 1, true) LIMIT 1
 \gset
-WITH done AS MATERIALIZED (SELECT tasker.complete_step(:tk::uuid, :st::uuid, :at::int, true, 'null'::jsonb, 'pgbench-worker', 0, true) AS outcome) SELECT done.outcome, c.task_uuid AS tk, c.step_uuid AS st, c.attempt AS at FROM done LEFT JOIN LATERAL tasker.claim_steps('bench', 'pgbench-worker', 30, 1, false) c ON done.outcome IS NOT NULL
+SELECT outcome, task_uuid AS tk, step_uuid AS st, attempt AS at FROM tasker.complete_and_claim(:tk::uuid, :st::uuid, :at::int, true, 'null'::jsonb, 'pgbench-worker', 0, true, 'bench', 30, 1, true) LIMIT 1
 \gset
-WITH done AS MATERIALIZED (SELECT tasker.complete_step(:tk::uuid, :st::uuid, :at::int, true, 'null'::jsonb, 'pgbench-worker', 0, true) AS outcome) SELECT done.outcome, c.task_uuid AS tk, c.step_uuid AS st, c.attempt AS at FROM done LEFT JOIN LATERAL tasker.claim_steps('bench', 'pgbench-worker', 30, 1, false) c ON done.outcome IS NOT NULL
+SELECT outcome, task_uuid AS tk, step_uuid AS st, attempt AS at FROM tasker.complete_and_claim(:tk::uuid, :st::uuid, :at::int, true, 'null'::jsonb, 'pgbench-worker', 0, true, 'bench', 30, 1, true) LIMIT 1
 \gset
 SELECT current_state AS final FROM tasker.tasks WHERE task_uuid = :task_uuid::uuid
 \gset

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/database.ts';
 import { claimSteps } from '../db/queries/claimSteps.ts';
 import type { ClaimedStep } from '../db/queries/claimSteps.ts';
-import { completeManyAndClaim, signalSent } from '../db/queries/completeStep.ts';
+import { completeManyAndClaim, poolIsBusy, signalSoon } from '../db/queries/completeStep.ts';
 import type { CompleteOutcome, PendingSignal } from '../db/queries/completeStep.ts';
 import { registerTemplate } from '../db/queries/registerTemplate.ts';
 import { isConnectionError } from '../db/sqlState.ts';
@@ -61,6 +61,11 @@ interface RunningStep {
 const COMPLETE_RETRY_DELAYS_MS = [100, 500, 2_000];
 /** Most results stored in one round trip. */
 const MAX_RESULT_BATCH = 50;
+/**
+ * Result batches on their way at once per namespace: two, so that storing can use two database cores while
+ * the next results gather. Batches lock their tasks in task order, so they cannot deadlock each other.
+ */
+const MAX_BATCHES_IN_FLIGHT = 2;
 
 interface StoreResult {
   outcome: CompleteOutcome | 'unstored';
@@ -91,7 +96,8 @@ export class Worker {
   private readonly pendingSignals = new Set<Promise<void>>();
   /** Results waiting for the batch on its way, per namespace. */
   private readonly pendingResults = new Map<string, PendingResult[]>();
-  private readonly flushing = new Set<string>();
+  /** Batches on their way, per namespace. */
+  private readonly flushing = new Map<string, number>();
   private readonly shutdown = new AbortController();
   private readonly capacity: number;
   private nextNamespace = 0;
@@ -263,9 +269,9 @@ export class Worker {
   /**
    * Stores the result and, in the same round trip, claims as much new work as the freed slot allows: in a
    * chain, the step this result makes ready is claimed without a notification or another commit.
-   * Results are stored one batch at a time per namespace: a result that finishes while a batch is on its way
-   * waits for it and goes with the next one (one commit and one queue read for all of them); a result that
-   * finishes alone goes at once.
+   * Results are stored in batches, at most MAX_BATCHES_IN_FLIGHT on their way per namespace: a result that
+   * finishes while they are busy waits and goes with the next batch (one commit and one queue read for all of
+   * them); a result that finishes alone goes at once.
    * `refilled` is true when that claim looked at everything this worker could take: it filled the room, or
    * it found the (only) namespace's queue without more visible work. Work that becomes visible later comes
    * with its own signal (or a retry's timer, or the poll).
@@ -278,22 +284,23 @@ export class Worker {
         this.pendingResults.set(namespace, queue);
       }
       queue.push({ step, outcome, resolve });
-      if (!this.flushing.has(namespace)) void this.flushResults(namespace);
+      if ((this.flushing.get(namespace) ?? 0) < MAX_BATCHES_IN_FLIGHT) void this.flushResults(namespace);
     });
   }
 
   private async flushResults(namespace: string): Promise<void> {
-    this.flushing.add(namespace);
+    this.flushing.set(namespace, (this.flushing.get(namespace) ?? 0) + 1);
     try {
       for (;;) {
         const queue = this.pendingResults.get(namespace) ?? [];
         const batch = queue.splice(0, MAX_RESULT_BATCH);
         if (batch.length === 0) return;
         const stored = await this.storeBatch(namespace, batch);
-        for (const item of batch) item.resolve(stored.get(item.step) ?? { outcome: 'unstored', refilled: false });
+        for (const item of batch)
+          item.resolve(stored.get(item.step) ?? { outcome: 'unstored', refilled: false });
       }
     } finally {
-      this.flushing.delete(namespace);
+      this.flushing.set(namespace, (this.flushing.get(namespace) ?? 1) - 1);
     }
   }
 
@@ -306,6 +313,7 @@ export class Worker {
       try {
         // Every step of the batch still holds its slot; their slots and any other free one are the room.
         const room = this.stopping ? 0 : this.capacity - this.running.size + batch.length;
+        const batchesInFlight = this.flushing.get(namespace) ?? 1;
         const { outcomes, claimed, signals } = await completeManyAndClaim(
           this.options.db,
           batch.map(({ step, outcome }) => ({
@@ -322,7 +330,8 @@ export class Worker {
             namespace,
             leaseSeconds: this.options.leaseSeconds ?? 30,
             limit: room,
-            deferSignal: true,
+            // Alone on the pool, the signal rides in the commit (quickest); otherwise it goes after it.
+            deferSignal: batchesInFlight > 1 || poolIsBusy(this.options.db),
           },
         );
         // These slots are free now; the steps claimed for them (and for any other free slot) take over.
@@ -335,6 +344,13 @@ export class Worker {
         }
         return results;
       } catch (error) {
+        if (batch.length > 1 && !isConnectionError(error)) {
+          // One result must not take the others down with it: store them one by one.
+          for (const item of batch) {
+            for (const [step, result] of await this.storeBatch(namespace, [item])) results.set(step, result);
+          }
+          return results;
+        }
         const delay = COMPLETE_RETRY_DELAYS_MS[attempt];
         if (delay === undefined || !isConnectionError(error)) {
           // The leases will expire and another worker will run the steps again.
@@ -356,16 +372,9 @@ export class Worker {
     }
   }
 
-  /** After the durable commit, in a transaction of its own (see signalSent); a hint only. */
+  /** After the durable commit, in a transaction of its own (see signalSoon); a hint only. */
   private sendSignal(signal: PendingSignal): void {
-    const sent = signalSent(this.options.db, signal).then(
-      () => undefined,
-      (error: unknown) =>
-        this.logger.warn(
-          { queue: signal.queue, err: error instanceof Error ? error.message : String(error) },
-          'wake-up signal failed; consumers will find the messages by polling',
-        ),
-    );
+    const sent = signalSoon(this.options.db, signal);
     this.pendingSignals.add(sent);
     void sent.finally(() => this.pendingSignals.delete(sent));
   }

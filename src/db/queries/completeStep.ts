@@ -1,4 +1,4 @@
-import type { Queryable, SqlParam } from '../database.ts';
+import type { Database, Queryable, SqlParam } from '../database.ts';
 import { toClaimedStep } from './claimSteps.ts';
 import type { ClaimedStep, ClaimRow } from './claimSteps.ts';
 
@@ -67,6 +67,65 @@ export async function signalSent(db: Queryable, signal: PendingSignal): Promise<
   await db.query('SELECT tasker.signal_sent($1, $2::bigint[])', [signal.queue, signal.msgIds], {
     name: 'tasker_signal_sent',
   });
+}
+
+/**
+ * Whether other queries of this process are running on the pool (or waiting for it). When none are, a commit
+ * that notifies has nobody here to hold up, and notifying in it saves the signal's own round trip; when some
+ * are, concurrent notifying commits would run one at a time, so the signal goes after the commit instead.
+ */
+export function poolIsBusy(db: Queryable): boolean {
+  const stats = (db as Partial<Database>).poolStats?.();
+  return stats === undefined || stats.total - stats.idle > 0 || stats.waiting > 0;
+}
+
+interface QueueSignalState {
+  /** A signal transaction is on its way. */
+  sending: boolean;
+  /** Messages committed after that signal started: another signal must follow it. */
+  next: PendingSignal | null;
+  done: Promise<void>;
+}
+
+const signalStates = new WeakMap<Queryable, Map<string, QueueSignalState>>();
+
+/**
+ * signalSent for callers that send many signals to the same queue at once (concurrent task creations, a
+ * worker's result batches): at most one signal transaction per queue and pool is on its way; signals
+ * requested meanwhile are merged into one that starts when it finishes. Each caller's messages were committed
+ * before it asked, so the signal that starts after that still wakes consumers for them. Resolves when a
+ * signal that started after this call has been sent (or failed: it is a hint, polling finds the messages).
+ */
+export function signalSoon(db: Queryable, signal: PendingSignal): Promise<void> {
+  let states = signalStates.get(db);
+  if (states === undefined) {
+    states = new Map();
+    signalStates.set(db, states);
+  }
+  let state = states.get(signal.queue);
+  if (state === undefined) {
+    state = { sending: false, next: null, done: Promise.resolve() };
+    states.set(signal.queue, state);
+  }
+  if (state.sending) {
+    state.next = {
+      queue: signal.queue,
+      msgIds: [...(state.next?.msgIds ?? []), ...signal.msgIds].slice(-100),
+    };
+    return state.done;
+  }
+  const current = state;
+  current.sending = true;
+  current.done = (async () => {
+    let pending: PendingSignal | null = signal;
+    while (pending !== null) {
+      current.next = null;
+      await signalSent(db, pending).catch(() => undefined);
+      pending = current.next;
+    }
+    current.sending = false;
+  })();
+  return current.done;
 }
 
 type CompleteAndClaimRow = { outcome: CompleteOutcome } & Partial<ClaimRow> & {

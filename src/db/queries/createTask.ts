@@ -1,5 +1,5 @@
 import type { Queryable } from '../database.ts';
-import { signalSent } from './completeStep.ts';
+import { signalSoon } from './completeStep.ts';
 
 export interface NewTaskRow {
   task_uuid: string;
@@ -48,10 +48,11 @@ function isDatabase(db: Queryable): boolean {
  * A duplicate identity raises unique_violation on constraint tasks_identity_hash_key.
  *
  * On a pool, the workers' wake-up signal goes out right after that commit in a transaction of its own
- * (tasker.create_task_quiet, then signalSent, not awaited): a commit that notifies holds PostgreSQL's
- * database-wide notify lock through its WAL flush, which made concurrent creations run one at a time.
- * Inside a caller's transaction, the signal is part of that transaction (tasker.create_task) and goes out
- * when it commits.
+ * (tasker.create_task_quiet, then signalSoon, not awaited): a commit that notifies holds PostgreSQL's
+ * database-wide notify lock through its WAL flush, which made concurrent creations run one at a time, and
+ * signalSoon merges the signals of concurrent creations. createTask returns once the task is committed,
+ * before any worker has been told. Inside a caller's transaction, the signal is part of that transaction
+ * (tasker.create_task) and goes out when it commits.
  */
 export async function insertTask(
   db: Queryable,
@@ -87,7 +88,7 @@ export async function insertTask(
   if (row.msg_ids !== null && row.msg_ids.length > 0) {
     // Not awaited: the task is committed, and the caller need not wait for a hint. A lost signal only means
     // a worker finds the steps on its next poll.
-    void signalSent(db, { queue: row.queue, msgIds: row.msg_ids.map(String) }).catch(() => undefined);
+    void signalSoon(db, { queue: row.queue, msgIds: row.msg_ids.map(String) });
   }
   return { taskUuid: row.task_uuid, state: row.current_state, enqueuedSteps: row.enqueued_steps };
 }

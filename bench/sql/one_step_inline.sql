@@ -1,3 +1,4 @@
+-- One one-step task: create_task, claim_steps, complete_step applied inline (three transactions).
 SELECT named_task_uuid AS nt FROM tasker.named_tasks WHERE name = 'bench_one_step'
 \gset
 WITH u AS (SELECT gen_random_uuid() a),
