@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { cancelTask } from '../../../db/queries/orchestrationQueues.ts';
 import { getTaskSnapshot, getTaskView, listTaskSummaries } from '../../../db/queries/taskViews.ts';
 import type { TaskViewRow } from '../../../db/queries/taskViews.ts';
@@ -75,8 +75,50 @@ function precheckTaskRequest(body: unknown): void {
 }
 
 const MAX_WAIT_SECONDS = 60;
+
+const waitQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    wait: {
+      type: 'integer',
+      minimum: 0,
+      maximum: MAX_WAIT_SECONDS,
+      default: 0,
+      description: `Seconds to wait for the task to finish (long poll), 0..${MAX_WAIT_SECONDS}; capped just below the request timeout`,
+    },
+  },
+} as const;
+
+/**
+ * `?wait=` of POST /v1/tasks, checked by hand: that route validates its body with the domain's parser (and
+ * so turns fastify's schema validation off), which would let any query through.
+ */
+function parseWaitSeconds(raw: unknown): number {
+  if (raw === undefined || raw === '') return 0;
+  const value = typeof raw === 'string' && /^\d{1,3}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isInteger(value) || value > MAX_WAIT_SECONDS) {
+    const message = `must be a whole number of seconds from 0 to ${MAX_WAIT_SECONDS} (got ${quoteInput(typeof raw === 'string' ? raw : JSON.stringify(raw))})`;
+    throw new ApiError(400, 'TASKER_INVALID_REQUEST', `query parameter wait ${message}`, {
+      details: { fields: [{ field: 'wait', location: 'querystring', message }] },
+    });
+  }
+  return value;
+}
 const POLL_MS = 250;
 const FINISHED = new Set<string>(TERMINAL_TASK_STATES);
+
+/**
+ * Aborts when the client disconnects before the answer is sent. Not `request.signal`: a request's 'close'
+ * fires as soon as its body has been read, which for a POST is before the wait even starts.
+ */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  return controller.signal;
+}
 
 /** Reads the task until it is finished (or gone), `waitMs` passes, or the client goes away. */
 async function waitUntilFinished(
@@ -113,7 +155,7 @@ function shedLoad(ctx: RestContext): void {
 }
 
 export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void {
-  app.post<{ Body: unknown }>(
+  app.post<{ Body: unknown; Querystring: { wait?: unknown } }>(
     '/v1/tasks',
     {
       schema: {
@@ -121,7 +163,10 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void
         summary: 'Create a task',
         description:
           'Runs a registered template with a JSON context. Unknown fields are refused. The identity of the ' +
-          "request (per the template's identity_strategy, or idempotency_key) must be new: a duplicate is 409.",
+          "request (per the template's identity_strategy, or idempotency_key) must be new: a duplicate is 409. " +
+          'With `wait`, the answer comes as soon as the task is finished (or after `wait` seconds, with the ' +
+          'task as it is then): create and await the result in one request.',
+        querystring: waitQuerySchema,
         body: taskRequestJsonSchema(),
         response: {
           201: { ...taskViewSchema, description: 'Created; Location names the task' },
@@ -140,11 +185,19 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void
     },
     async (request, reply) => {
       shedLoad(ctx);
+      const waitMs = Math.min(parseWaitSeconds(request.query.wait) * 1000, ctx.maxWaitMs);
       precheckTaskRequest(request.body);
       const created = await createTask(ctx.db, request.body, {
         templates: ctx.templates,
         ...(ctx.processorUuid !== undefined && { processorUuid: ctx.processorUuid }),
       });
+      if (waitMs > 0) {
+        // The task runs while this request waits; the finished view is the answer.
+        const read = () => getTaskView(ctx.db, created.taskUuid);
+        const row = await waitUntilFinished(ctx, created.taskUuid, read, waitMs, clientGone(reply));
+        if (row === undefined) throw taskNotFound(created.taskUuid);
+        return reply.code(201).header('location', `/v1/tasks/${created.taskUuid}`).send(taskView(row));
+      }
       // One primary-key read; the template is the one createTask just put in the cache.
       const snapshot = await getTaskSnapshot(ctx.db, created.taskUuid);
       if (snapshot === undefined)
@@ -222,28 +275,16 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void
           'The task, its execution context and every step with its readiness. With `wait`, the answer comes ' +
           'as soon as the task is finished, or after `wait` seconds with the task as it is then.',
         params: taskUuidParams,
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            wait: {
-              type: 'integer',
-              minimum: 0,
-              maximum: MAX_WAIT_SECONDS,
-              default: 0,
-              description: `Seconds to wait for the task to finish (long poll), 0..${MAX_WAIT_SECONDS}; capped just below the request timeout`,
-            },
-          },
-        },
+        querystring: waitQuerySchema,
         response: { 200: taskViewSchema, ...errorResponses(400, 404) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const taskUuid = request.params.task_uuid;
       const waitMs = Math.min(request.query.wait * 1000, ctx.maxWaitMs);
       const read = () => getTaskView(ctx.db, taskUuid);
       const row =
-        waitMs > 0 ? await waitUntilFinished(ctx, taskUuid, read, waitMs, request.signal) : await read();
+        waitMs > 0 ? await waitUntilFinished(ctx, taskUuid, read, waitMs, clientGone(reply)) : await read();
       if (row === undefined) throw taskNotFound(taskUuid);
       return taskView(row);
     },
