@@ -509,9 +509,12 @@ export const configSchema = table(
         service_name: text('tasker', 'service.name of logs, metrics and traces.', { pending: OPS_PENDING }),
         metrics: table(
           {
-            enabled: bool(true, 'Serve Prometheus metrics at /metrics.', { pending: OPS_PENDING }),
+            enabled: bool(
+              true,
+              'Serve Prometheus metrics at /metrics on the orchestration and worker HTTP ports (docs/operations.md).',
+            ),
           },
-          { description: 'Prometheus metrics.', pending: OPS_PENDING },
+          { description: 'Prometheus metrics.' },
         ),
         tracing: table(
           {

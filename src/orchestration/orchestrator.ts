@@ -7,6 +7,7 @@ import type { MessagingProvider } from '../messaging/messagingProvider.ts';
 import { WakeupLoop } from '../messaging/wakeupLoop.ts';
 import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
+import type { TaskerMetrics } from '../observability/metrics.ts';
 import { createTask } from './taskInitializer.ts';
 
 export const STEP_RESULTS_QUEUE = 'orchestration_step_results';
@@ -25,6 +26,8 @@ export interface OrchestratorOptions {
   listen?: boolean;
   /** Safety-net polling of the three queues; null disables. @defaultValue 1000 */
   pollIntervalMs?: number | null;
+  /** Counts tasks created from orchestration_task_requests. @defaultValue none */
+  metrics?: TaskerMetrics;
 }
 
 interface TaskRequestMessage {
@@ -100,6 +103,7 @@ export class Orchestrator {
         await createTask(this.options.db, body, {
           processorUuid: this.processorUuid,
           requestMsgId: message.id,
+          ...(this.options.metrics !== undefined && { metrics: this.options.metrics }),
         });
       } catch (error) {
         if (!isTaskerError(error)) throw error;

@@ -9,6 +9,7 @@ import { detectStaleTasks } from '../db/queries/staleTasks.ts';
 import type { StalenessThresholds } from '../db/queries/staleTasks.ts';
 import { silentLogger } from '../observability/logger.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { TaskerMetrics } from '../observability/metrics.ts';
 
 export type { StalenessThresholds } from '../db/queries/staleTasks.ts';
 
@@ -25,6 +26,8 @@ export interface StalenessDetectorOptions {
   processorUuid?: string;
   /** @defaultValue a silent logger */
   logger?: Logger;
+  /** Counts sweeps and moved tasks (tasker_staleness_*). @defaultValue none */
+  metrics?: TaskerMetrics;
 }
 
 export interface StaleTaskReport {
@@ -131,12 +134,22 @@ export class StalenessDetector {
   async #sweep(): Promise<StaleTaskReport[]> {
     const { db, thresholds, batchSize } = this.#options;
     const dryRun = this.#options.dryRun ?? false;
-    const rows = await detectStaleTasks(db, {
-      thresholds,
-      batchSize,
-      dryRun,
-      processorUuid: this.#options.processorUuid ?? null,
-    });
+    const { metrics } = this.#options;
+    let rows: StaleTaskReport[];
+    try {
+      rows = await detectStaleTasks(db, {
+        thresholds,
+        batchSize,
+        dryRun,
+        processorUuid: this.#options.processorUuid ?? null,
+      });
+    } catch (error) {
+      metrics?.stalenessRuns.inc({ outcome: 'failure' });
+      throw error;
+    }
+    metrics?.stalenessRuns.inc({ outcome: 'success' });
+    const moved = rows.filter((row) => row.action === 'moved_to_error').length;
+    if (moved > 0) metrics?.stalenessTasksMoved.inc(moved);
     for (const row of rows) {
       const fields = {
         task_uuid: row.task_uuid,

@@ -4,6 +4,7 @@ import type { Queryable } from '../db/database.ts';
 import { insertTask } from '../db/queries/createTask.ts';
 import type { CreatedTask, NewStepRow } from '../db/queries/createTask.ts';
 import { listTemplateVersions } from '../db/queries/findTemplate.ts';
+import type { TaskerMetrics } from '../observability/metrics.ts';
 import { TemplateCache } from './templateCache.ts';
 import { sqlStateOf, SqlState } from '../db/sqlState.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.ts';
@@ -89,6 +90,8 @@ export interface CreateTaskOptions {
   processorUuid?: string;
   /** The orchestration_task_requests message this request came from: archived in the same commit. */
   requestMsgId?: string;
+  /** Counts the created task (tasker_tasks_created_total). @defaultValue none */
+  metrics?: TaskerMetrics;
 }
 
 /**
@@ -141,7 +144,7 @@ export async function createTask(
   });
   const { steps, edges } = planSteps(template);
   try {
-    return await insertTask(
+    const created = await insertTask(
       db,
       {
         task_uuid: uuidv7(),
@@ -163,6 +166,8 @@ export async function createTask(
       edges,
       options.requestMsgId,
     );
+    options.metrics?.tasksCreated.inc({ namespace: template.namespace, template: template.name });
+    return created;
   } catch (error) {
     if (
       sqlStateOf(error) === SqlState.uniqueViolation &&

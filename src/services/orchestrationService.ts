@@ -9,6 +9,8 @@ import { NotificationListener } from '../messaging/pgmq/notificationListener.ts'
 import { PgmqMessagingProvider } from '../messaging/pgmq/pgmqMessagingProvider.ts';
 import { TaskCompletionWaiter } from '../api/rest/taskCompletionWaiter.ts';
 import type { Logger } from '../observability/logger.ts';
+import { countActiveTasks, queueMetricsAll, TaskCompletionReader } from '../db/queries/taskMetrics.ts';
+import { TaskerMetrics } from '../observability/metrics.ts';
 import { Orchestrator } from '../orchestration/orchestrator.ts';
 import { StalenessDetector, stalenessDetectorSettings } from '../orchestration/stalenessDetector.ts';
 import { TemplateCache } from '../orchestration/templateCache.ts';
@@ -27,6 +29,11 @@ export interface OrchestrationServiceOptions {
   bindAddress?: string;
   /** Overrides `[orchestration.grpc] bind_address`. */
   grpcBindAddress?: string;
+  /**
+   * A fresh metrics object to fill (its scrape-time sources are attached here); ignored when
+   * `[telemetry.metrics] enabled` is false. @defaultValue a new TaskerMetrics
+   */
+  metrics?: TaskerMetrics;
 }
 
 export interface OrchestrationService {
@@ -35,6 +42,8 @@ export interface OrchestrationService {
   readonly url: string | undefined;
   /** host:port of the gRPC health server; undefined when `[orchestration.grpc]` is disabled. */
   readonly grpcAddress: string | undefined;
+  /** Served at /metrics; undefined when `[telemetry.metrics] enabled` is false. */
+  readonly metrics: TaskerMetrics | undefined;
   /** Stops accepting requests and work, finishes the batch in progress, closes connections. Safe twice. */
   stop(): Promise<void>;
 }
@@ -54,13 +63,23 @@ export async function startOrchestrationService(
   const listener = new NotificationListener(db, { ...listenerOptions(config), logger });
   const provider = new PgmqMessagingProvider(db, { listener, logger });
   const completions = new TaskCompletionWaiter(listener, logger);
-  const orchestrator = new Orchestrator({ db, provider, logger, ...orchestratorRuntimeOptions(config) });
+  const metrics = config.telemetry.metrics.enabled
+    ? orchestrationMetrics(options.metrics ?? new TaskerMetrics({ logger }), db, listener, config)
+    : undefined;
+  const orchestrator = new Orchestrator({
+    db,
+    provider,
+    logger,
+    ...orchestratorRuntimeOptions(config),
+    ...(metrics !== undefined && { metrics }),
+  });
   const staleness = config.orchestration.staleness.enabled
     ? new StalenessDetector({
         db,
         logger,
         processorUuid: orchestrator.processorUuid,
         ...stalenessDetectorSettings(config.orchestration),
+        ...(metrics !== undefined && { metrics }),
       })
     : undefined;
   let app: FastifyInstance | undefined;
@@ -99,6 +118,7 @@ export async function startOrchestrationService(
         requestTimeoutMs: config.orchestration.web.request_timeout_ms,
         version: TASKER_VERSION,
         taskCompletionWaiter: completions,
+        ...(metrics !== undefined && { metrics }),
         readinessChecks: {
           event_listener: () => {
             const state = listener.state;
@@ -171,6 +191,31 @@ export async function startOrchestrationService(
     get grpcAddress() {
       return grpcServer?.address;
     },
+    metrics,
     stop,
   };
 }
+
+/**
+ * Scrape-time sources of the orchestration process: its pool and LISTEN connection, and database-wide
+ * counts (active tasks, queue depths, finished tasks) that every orchestrator reports alike.
+ */
+function orchestrationMetrics(
+  metrics: TaskerMetrics,
+  db: Database,
+  listener: NotificationListener,
+  config: LoadedConfig['config'],
+): TaskerMetrics {
+  metrics.collectPool(() => db.poolStats());
+  metrics.collectListener(config.orchestration.deployment_mode, () => listener.state);
+  metrics.collectQueueDepths(() => queueMetricsAll(db));
+  metrics.collectActiveTasks(() => countActiveTasks(db));
+  const finished = new TaskCompletionReader(db, { sinceMs: Date.now(), settleMs: TASK_COMPLETION_SETTLE_MS });
+  metrics.collectTaskCompletions(async () =>
+    (await finished.read()).map((row) => ({ ...row, outcome: row.state })),
+  );
+  return metrics;
+}
+
+/** Finished tasks are counted this long after their final transition (see TaskCompletionReader). */
+const TASK_COMPLETION_SETTLE_MS = 5_000;

@@ -1,7 +1,9 @@
 import { fastify } from 'fastify';
 import type { FastifyInstance } from 'fastify';
+import { registerMetricsRoute } from '../api/rest/routes/metricsRoute.ts';
 import type { Database } from '../db/database.ts';
 import type { TaskTemplate } from '../domain/template/taskTemplate.ts';
+import type { TaskerMetrics } from '../observability/metrics.ts';
 import type { Worker } from '../worker/worker.ts';
 
 export interface WorkerHttpOptions {
@@ -12,6 +14,8 @@ export interface WorkerHttpOptions {
   isStopping: () => boolean;
   bodyLimitBytes: number;
   requestTimeoutMs: number;
+  /** Serves `GET /metrics` from it and counts HTTP requests into it. @defaultValue none */
+  metrics?: TaskerMetrics;
 }
 
 const errorBody = (code: string, message: string) => ({ error: { code, message } });
@@ -28,6 +32,7 @@ export async function buildWorkerHttp(options: WorkerHttpOptions): Promise<Fasti
     return503OnClosing: true,
   });
   const now = () => new Date().toISOString();
+  if (options.metrics !== undefined) registerMetricsRoute(app, options.metrics);
 
   app.get('/health', () => ({ status: 'healthy', timestamp: now() }));
   app.get('/health/live', () => ({ status: 'healthy', timestamp: now() }));
@@ -73,7 +78,7 @@ export async function buildWorkerHttp(options: WorkerHttpOptions): Promise<Fasti
       .send(
         errorBody(
           'TASKER_ROUTE_NOT_FOUND',
-          `no route ${request.method} ${request.url} on the worker; it serves /health, /health/live, /health/ready and /v1/templates`,
+          `no route ${request.method} ${request.url} on the worker; it serves /health, /health/live, /health/ready, /metrics and /v1/templates`,
         ),
       ),
   );

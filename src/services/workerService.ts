@@ -8,6 +8,8 @@ import type { TaskTemplate } from '../domain/template/taskTemplate.ts';
 import { loadTemplates } from '../domain/template/templateLoader.ts';
 import { PgmqMessagingProvider } from '../messaging/pgmq/pgmqMessagingProvider.ts';
 import type { Logger } from '../observability/logger.ts';
+import { workerQueueName } from '../messaging/queueName.ts';
+import { TaskerMetrics } from '../observability/metrics.ts';
 import type { StepHandlerDefinition } from '../worker/handlerApi.ts';
 import { Worker } from '../worker/worker.ts';
 import { parseBindAddress } from './bindAddress.ts';
@@ -30,12 +32,19 @@ export interface WorkerServiceOptions {
   bindAddress?: string;
   /** Overrides `[worker.grpc] bind_address`. */
   grpcBindAddress?: string;
+  /**
+   * A fresh metrics object to fill (its scrape-time sources are attached here); ignored when
+   * `[telemetry.metrics] enabled` is false. @defaultValue a new TaskerMetrics
+   */
+  metrics?: TaskerMetrics;
 }
 
 export interface WorkerService {
   readonly worker: Worker;
   readonly templates: readonly TaskTemplate[];
   readonly url: string | undefined;
+  /** Served at /metrics; undefined when `[telemetry.metrics] enabled` is false. */
+  readonly metrics: TaskerMetrics | undefined;
   /** Stops claiming, lets running handlers finish within `[worker] shutdown_timeout_ms`, hands the rest back. */
   stop(): Promise<void>;
 }
@@ -57,6 +66,9 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
   const ownsDb = options.db === undefined;
   const db = options.db ?? (await openServiceDatabase(loaded));
   const provider = new PgmqMessagingProvider(db, { listenerOptions: listenerOptions(config), logger });
+  const metrics = config.telemetry.metrics.enabled
+    ? (options.metrics ?? new TaskerMetrics({ logger }))
+    : undefined;
   let worker: Worker;
   try {
     worker = new Worker({
@@ -67,11 +79,29 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
       ...(config.worker.namespaces.length > 0 && { namespaces: config.worker.namespaces }),
       logger,
       ...workerRuntimeOptions(config),
+      ...(metrics !== undefined && { metrics }),
     });
   } catch (error) {
     await provider.close();
     if (ownsDb) await db.close();
     throw error;
+  }
+  if (metrics !== undefined) {
+    metrics.collectPool(() => db.poolStats());
+    metrics.collectWorker(worker);
+    metrics.collectListener(
+      config.worker.deployment_mode,
+      () => provider.notificationListener?.state ?? null,
+    );
+    metrics.collectQueueDepths(() =>
+      Promise.all(
+        worker.namespaces.map(async (namespace) => {
+          const queue = workerQueueName(namespace);
+          const depth = await provider.queueDepth(queue);
+          return { queue, depth: depth.total, oldestAgeSeconds: depth.oldestAgeSeconds };
+        }),
+      ),
+    );
   }
   let app: FastifyInstance | undefined;
   let url: string | undefined;
@@ -101,6 +131,7 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
         isStopping: () => stopped !== undefined,
         bodyLimitBytes: config.worker.web.body_limit_bytes,
         requestTimeoutMs: config.worker.web.request_timeout_ms,
+        ...(metrics !== undefined && { metrics }),
       });
       url = await listenHttp(
         app,
@@ -156,6 +187,7 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
     get url() {
       return url;
     },
+    metrics,
     stop,
   };
 }

@@ -15,6 +15,8 @@ import { workerQueueName } from '../messaging/queueName.ts';
 import { WakeupLoop } from '../messaging/wakeupLoop.ts';
 import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
+import { stepFailureOutcome } from '../observability/metrics.ts';
+import type { TaskerMetrics } from '../observability/metrics.ts';
 import type { StepHandlerDefinition } from './handlerApi.ts';
 import { HandlerRegistry } from './handlerRegistry.ts';
 import { executeStep } from './stepExecutor.ts';
@@ -50,6 +52,8 @@ export interface WorkerOptions {
   /** How long stop() waits for running handlers before aborting them. @defaultValue 10000 */
   shutdownTimeoutMs?: number;
   logger?: Logger;
+  /** Step outcomes, errors and durations are counted here (in memory; no SQL). @defaultValue none */
+  metrics?: TaskerMetrics;
 }
 
 interface RunningStep {
@@ -99,7 +103,8 @@ export class Worker {
   /** Batches on their way, per namespace. */
   private readonly flushing = new Map<string, number>();
   private readonly shutdown = new AbortController();
-  private readonly capacity: number;
+  /** Handlers running at most at once (maxConcurrentHandlers). */
+  readonly capacity: number;
   private nextNamespace = 0;
   private readonly debugEnabled: boolean;
   private started = false;
@@ -164,12 +169,21 @@ export class Worker {
     ]);
     await Promise.all(this.pendingSignals);
     if (!drained) {
+      // A snapshot: aborted handlers finish and leave `running` while the leases are being released.
+      const interrupted = [...this.running.values()];
       this.shutdown.abort(new Error('worker shutting down'));
-      for (const { step, namespace } of this.running.values()) {
-        await this.options.provider
-          .extendVisibility(workerQueueName(namespace), step.msgId, 0)
-          .catch(() => false);
-      }
+      const released = await Promise.all(
+        interrupted.map(({ step, namespace }) =>
+          this.options.provider
+            .extendVisibility(workerQueueName(namespace), step.msgId, 0)
+            .catch(() => false),
+        ),
+      );
+      const handedBack = released.filter(Boolean).length;
+      this.logger.info(
+        { handed_back: handedBack, running: interrupted.length },
+        'shutdown grace period over: running steps aborted and handed back to other workers',
+      );
     }
   }
 
@@ -248,6 +262,20 @@ export class Worker {
       clearInterval(heartbeat);
     }
     if (this.shutdown.signal.aborted) return false;
+    const metrics = this.options.metrics;
+    if (metrics !== undefined) {
+      if (outcome.success) {
+        metrics.recordStepExecution(namespace, step.stepName, 'success', outcome.executionMs / 1000);
+      } else {
+        metrics.recordStepExecution(
+          namespace,
+          step.stepName,
+          stepFailureOutcome(outcome.failure),
+          outcome.executionMs / 1000,
+          outcome.failure.error_type,
+        );
+      }
+    }
     const { outcome: result, refilled } = await this.storeOutcome(step, namespace, outcome);
     if (this.debugEnabled) {
       this.logger.debug(

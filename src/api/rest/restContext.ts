@@ -1,5 +1,6 @@
 import type { Database } from '../../db/database.ts';
 import type { Logger } from '../../observability/logger.ts';
+import type { TaskerMetrics } from '../../observability/metrics.ts';
 import type { TemplateCache } from '../../orchestration/templateCache.ts';
 import type { TaskCompletionWaiter } from './taskCompletionWaiter.ts';
 
@@ -14,6 +15,8 @@ export interface RestContext {
   backpressure: () => number | null;
   /** Wakes `?wait=N` requests when their task finishes; without it they poll. */
   completionWaiter: TaskCompletionWaiter | undefined;
+  /** Created tasks are counted here when set. */
+  metrics: TaskerMetrics | undefined;
   /** The longest `?wait` honoured: it must end before the request timeout does. */
   maxWaitMs: number;
 }

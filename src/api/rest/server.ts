@@ -11,6 +11,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Database } from '../../db/database.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { silentLogger } from '../../observability/logger.ts';
+import type { TaskerMetrics } from '../../observability/metrics.ts';
 import { TemplateCache } from '../../orchestration/templateCache.ts';
 import { ApiError, quoteInput } from './apiError.ts';
 import { sendError } from './errorHandler.ts';
@@ -20,6 +21,7 @@ import { RouteTable } from './routeTable.ts';
 import { registerDlqRoutes } from './routes/dlqRoutes.ts';
 import { registerHealthRoutes } from './routes/healthRoutes.ts';
 import type { HealthStatus } from './routes/healthRoutes.ts';
+import { registerMetricsRoute } from './routes/metricsRoute.ts';
 import { registerStepRoutes } from './routes/stepRoutes.ts';
 import { registerTaskRoutes } from './routes/taskRoutes.ts';
 import { registerTemplateRoutes } from './routes/templateRoutes.ts';
@@ -52,6 +54,11 @@ export interface RestServerOptions {
    * starts and stops it. @defaultValue none: waiting requests re-read the task every 250 ms
    */
   taskCompletionWaiter?: TaskCompletionWaiter;
+  /**
+   * Serves `GET /metrics` from it and counts HTTP requests and created tasks into it.
+   * @defaultValue none: no /metrics route, nothing counted
+   */
+  metrics?: TaskerMetrics;
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -83,6 +90,7 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
     processorUuid: options.processorUuid,
     backpressure: options.backpressure ?? defaultBackpressure(options.db),
     completionWaiter: options.taskCompletionWaiter,
+    metrics: options.metrics,
     maxWaitMs: Math.max(0, timeoutMs - 1_000),
   };
 
@@ -169,6 +177,7 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/api-docs' });
 
+  if (options.metrics !== undefined) registerMetricsRoute(app, options.metrics);
   registerTaskRoutes(app, ctx);
   registerStepRoutes(app, ctx);
   registerTemplateRoutes(app, ctx);

@@ -37,6 +37,8 @@ export interface ListenerState {
   reconnects: number;
   /** Failed connection attempts since the last success. */
   consecutiveFailures: number;
+  /** Notifications delivered on subscribed channels since start (heartbeats excluded). */
+  notificationsReceived: number;
   /** Last notification of any kind, heartbeats included. */
   lastEventAt: Date | null;
   lastConnectedAt: Date | null;
@@ -79,6 +81,7 @@ export class NotificationListener {
     channels: [],
     reconnects: 0,
     consecutiveFailures: 0,
+    notificationsReceived: 0,
     lastEventAt: null,
     lastConnectedAt: null,
     notificationsVerified: null,
@@ -352,6 +355,7 @@ export class NotificationListener {
     }
     const set = this.handlers.get(channel);
     if (set === undefined) return;
+    this.stateData.notificationsReceived += 1;
     for (const handler of set) {
       try {
         handler(payload, channel);

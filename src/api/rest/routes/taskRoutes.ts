@@ -190,6 +190,7 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void
       const created = await createTask(ctx.db, request.body, {
         templates: ctx.templates,
         ...(ctx.processorUuid !== undefined && { processorUuid: ctx.processorUuid }),
+        ...(ctx.metrics !== undefined && { metrics: ctx.metrics }),
       });
       if (waitMs > 0) {
         // The task runs while this request waits; the finished view is the answer.

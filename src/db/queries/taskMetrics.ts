@@ -1,0 +1,114 @@
+/**
+ * Scrape-time reads behind the SQL-derived metrics (observability/metrics.ts). Each is run at most once per
+ * Prometheus scrape (every 15-60 s), never on the hot path.
+ */
+import type { Queryable } from '../database.ts';
+
+const TERMINAL_STATES = ['complete', 'error', 'cancelled', 'resolved_manually'] as const;
+export type TerminalTaskState = (typeof TERMINAL_STATES)[number];
+
+/**
+ * Tasks not in a terminal state. The WHERE clause is the predicate of the partial index tasks_active_idx, so
+ * this is an index-only count over the live tasks, however many finished tasks the table holds.
+ */
+export async function countActiveTasks(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ count: string }>(
+    `SELECT count(*) AS count FROM tasker.tasks
+      WHERE current_state NOT IN ('complete', 'error', 'cancelled', 'resolved_manually')`,
+    [],
+    { name: 'tasker_metrics_active_tasks' },
+  );
+  return Number(rows[0]?.count ?? 0);
+}
+
+export interface QueueMetricsRow {
+  queue: string;
+  depth: number;
+  oldestAgeSeconds: number | null;
+}
+
+/** Every PGMQ queue's length and oldest message age (pgmq.metrics_all: one count(*) per queue table). */
+export async function queueMetricsAll(db: Queryable): Promise<QueueMetricsRow[]> {
+  const { rows } = await db.query<{
+    queue_name: string;
+    queue_length: string | number;
+    oldest_msg_age_sec: number | null;
+  }>('SELECT queue_name, queue_length, oldest_msg_age_sec FROM pgmq.metrics_all()');
+  return rows.map((row) => ({
+    queue: row.queue_name,
+    depth: Number(row.queue_length),
+    oldestAgeSeconds: row.oldest_msg_age_sec,
+  }));
+}
+
+/** The smallest UUIDv7 of a millisecond: transitions with ids from it on were created at or after it. */
+export function uuidV7Floor(unixMs: number): string {
+  const hex = Math.max(0, Math.floor(unixMs)).toString(16).padStart(12, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-0000-0000-000000000000`;
+}
+
+export interface TaskCompletionsRow {
+  namespace: string;
+  template: string;
+  state: TerminalTaskState;
+  count: number;
+}
+
+/**
+ * Counts tasks that finished since the previous call, by reading terminal task transitions in a window of
+ * their ids (UUIDv7: creation time first), so the read is a range scan of task_transitions' primary key
+ * however long the table is.
+ *
+ * The window ends `settleMs` before now: a transition's id is taken when it is inserted, but it becomes
+ * visible only when its transaction commits. Finalizing transactions last milliseconds; a transaction still
+ * open `settleMs` after its transition was written would be missed (the counter undercounts it, nothing
+ * else is affected).
+ */
+export class TaskCompletionReader {
+  #from: string;
+  readonly #settleMs: number;
+
+  /** Counts completions from `sinceMs` (Unix ms; usually process start) on. */
+  constructor(
+    private readonly db: Queryable,
+    options: { sinceMs: number; settleMs: number },
+  ) {
+    this.#from = uuidV7Floor(options.sinceMs);
+    this.#settleMs = options.settleMs;
+  }
+
+  async read(): Promise<TaskCompletionsRow[]> {
+    const { rows } = await this.db.query<{
+      upper: string;
+      namespace: string | null;
+      template: string | null;
+      state: TerminalTaskState | null;
+      count: string;
+    }>(
+      `WITH bound AS (
+         SELECT lpad(to_hex(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint - $2::bigint), 12, '0') AS h
+       ), window_ AS (
+         SELECT (substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-0000-0000-000000000000')::uuid AS upper FROM bound
+       )
+       SELECT w.upper::text AS upper, t.namespace_name AS namespace, nt.name AS template, tt.to_state AS state,
+              count(tt.task_transition_uuid) AS count
+         FROM window_ w
+         LEFT JOIN tasker.task_transitions tt
+           ON tt.task_transition_uuid >= $1::uuid AND tt.task_transition_uuid < w.upper
+          AND tt.to_state = ANY ($3::text[])
+         LEFT JOIN tasker.tasks t ON t.task_uuid = tt.task_uuid
+         LEFT JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
+        GROUP BY w.upper, t.namespace_name, nt.name, tt.to_state`,
+      [this.#from, this.#settleMs, TERMINAL_STATES],
+      { name: 'tasker_metrics_task_completions' },
+    );
+    const upper = rows[0]?.upper;
+    // The clock may step back: never move the window's start backwards (nothing would be counted twice anyway).
+    if (upper !== undefined && upper > this.#from) this.#from = upper;
+    return rows.flatMap((row) =>
+      row.state === null || row.namespace === null || row.template === null
+        ? []
+        : [{ namespace: row.namespace, template: row.template, state: row.state, count: Number(row.count) }],
+    );
+  }
+}
