@@ -11,11 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TaskerClient } from '../../src/client/taskerClient.ts';
 import type { TaskView } from '../../src/client/taskerClient.ts';
 import type { Database } from '../../src/db/database.ts';
-import {
-  duplicateStepTransitions,
-  duplicateTaskTransitions,
-  historyProblems,
-} from '../helpers/engine/inspect.ts';
+import { historyProblems } from '../helpers/engine/inspect.ts';
 import { sleep } from '../helpers/engine/wait.ts';
 import {
   errorLogs,
@@ -210,7 +206,23 @@ describe.each(RESULT_PATHS)(
         expect(errorLogs(proc), `${proc.role} ${proc.pid}`).toEqual([]);
     }, 60_000);
 
-    it('serves its health endpoints', async () => {
+    it('serves its health endpoints over HTTP and gRPC', async () => {
+      const grpcScope = new GrpcTestScope();
+      try {
+        for (const proc of [...orchestrators, ...workers]) {
+          expect(proc.grpcAddress, proc.role).toBeDefined();
+          const standard = grpcScope.client(proc.grpcAddress ?? '', 'grpc.health.v1.Health');
+          for (const service of ['', 'tasker.v1.HealthService'])
+            expect(await unary<{ status: string }>(standard, 'Check', { service })).toEqual({
+              status: 'SERVING',
+            });
+          const tasker = grpcScope.client(proc.grpcAddress ?? '', 'tasker.v1.HealthService');
+          const ready = await unary<{ status: string }>(tasker, 'CheckReadiness');
+          expect(ready.status, proc.role).toBe('HEALTH_STATUS_HEALTHY');
+        }
+      } finally {
+        await grpcScope.close();
+      }
       for (const proc of [...orchestrators, ...workers]) {
         const ready = await fetch(`${proc.url}/health/ready`);
         expect(ready.status, proc.url).toBe(200);
@@ -259,7 +271,7 @@ describe.each(RESULT_PATHS)(
           ...(testCase.body !== undefined && { body: testCase.body }),
         });
         const text = await response.text();
-        let code = '';
+        let code: string;
         try {
           code = (JSON.parse(text) as { error?: { code?: string } }).error?.code ?? '';
         } catch {
