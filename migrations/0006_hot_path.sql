@@ -598,6 +598,9 @@ BEGIN
     SET current_state = 'complete', in_process = false, processed = true, processed_at = now(),
         results = p_payload, updated_at = now()
     WHERE workflow_step_uuid = p_step AND task_uuid = p_task AND current_state = 'in_progress' AND attempts = p_attempt
+      -- The claim is the fence: attempt and holder. attempts alone is not enough, since an operator's
+      -- reset_for_retry starts them again at 0 and a worker from before the reset could match a new run.
+      AND claimed_by IS NOT DISTINCT FROM p_worker
     RETURNING lease_msg_id INTO v_lease;
     IF NOT FOUND THEN
       outcome := 'stale';
@@ -639,6 +642,7 @@ BEGIN
       last_error = CASE WHEN p_success THEN last_error ELSE p_payload || jsonb_build_object('attempt', p_attempt) END,
       updated_at = now()
   WHERE workflow_step_uuid = p_step AND task_uuid = p_task AND current_state = 'in_progress' AND attempts = p_attempt
+    AND claimed_by IS NOT DISTINCT FROM p_worker
   RETURNING lease_msg_id INTO v_lease;
   IF NOT FOUND THEN
     outcome := 'stale';
