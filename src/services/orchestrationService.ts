@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import { reportFromChecks, startGrpcServer } from '../api/grpc/grpcServer.ts';
 import type { RunningGrpcServer } from '../api/grpc/grpcServer.ts';
 import { buildRestServer } from '../api/rest/server.ts';
 import type { LoadedConfig } from '../config/loadConfig.ts';
@@ -15,6 +14,7 @@ import { Orchestrator } from '../orchestration/orchestrator.ts';
 import { StalenessDetector, stalenessDetectorSettings } from '../orchestration/stalenessDetector.ts';
 import { TemplateCache } from '../orchestration/templateCache.ts';
 import { parseBindAddress } from './bindAddress.ts';
+import { startServiceGrpc } from './serviceGrpc.ts';
 import { listenHttp } from './httpListener.ts';
 import { openServiceDatabase } from './openServiceDatabase.ts';
 import { orchestratorRuntimeOptions, templateCacheOptions } from './serviceOptions.ts';
@@ -146,35 +146,22 @@ export async function startOrchestrationService(
       app = server;
       url = await listenHttp(server, bind);
     }
-    const grpcConfig = config.orchestration.grpc;
-    if (grpcConfig.enabled) {
-      grpcServer = await startGrpcServer({
-        role: 'orchestration',
-        bindAddress: options.grpcBindAddress ?? grpcConfig.bind_address,
-        enableReflection: grpcConfig.enable_reflection,
-        enableHealthService: grpcConfig.enable_health_service,
-        version: TASKER_VERSION,
-        environment: loaded.environment,
-        deploymentMode: config.orchestration.deployment_mode,
-        logger,
-        readiness: () =>
-          reportFromChecks(
-            {
-              database: async () => {
-                await db.query('SELECT 1');
-                return { status: 'healthy' };
-              },
-              orchestration_system: () =>
-                Promise.resolve(
-                  stopped === undefined
-                    ? { status: 'healthy' as const }
-                    : { status: 'unhealthy' as const, message: 'shutting down' },
-                ),
-            },
-            { logger, info: { processor_uuid: orchestrator.processorUuid } },
+    grpcServer = await startServiceGrpc({
+      role: 'orchestration',
+      loaded,
+      db,
+      logger,
+      bindAddress: options.grpcBindAddress,
+      checks: {
+        orchestration_system: () =>
+          Promise.resolve(
+            stopped === undefined
+              ? { status: 'healthy' as const }
+              : { status: 'unhealthy' as const, message: 'shutting down' },
           ),
-      });
-    }
+      },
+      info: { processor_uuid: orchestrator.processorUuid },
+    });
   } catch (error) {
     await stop();
     throw error;

@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import { reportFromChecks, startGrpcServer } from '../api/grpc/grpcServer.ts';
 import type { RunningGrpcServer } from '../api/grpc/grpcServer.ts';
 import type { LoadedConfig } from '../config/loadConfig.ts';
 import { listenerOptions } from '../config/runtimeOptions.ts';
@@ -13,6 +12,7 @@ import { TaskerMetrics } from '../observability/metrics.ts';
 import type { StepHandlerDefinition } from '../worker/handlerApi.ts';
 import { Worker } from '../worker/worker.ts';
 import { parseBindAddress } from './bindAddress.ts';
+import { startServiceGrpc } from './serviceGrpc.ts';
 import { loadHandlerModule } from './handlerModule.ts';
 import { listenHttp } from './httpListener.ts';
 import { openServiceDatabase } from './openServiceDatabase.ts';
@@ -138,35 +138,22 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
         parseBindAddress(options.bindAddress ?? config.worker.web.bind_address, 'worker.web.bind_address'),
       );
     }
-    const grpcConfig = config.worker.grpc;
-    if (grpcConfig.enabled) {
-      grpcServer = await startGrpcServer({
-        role: 'worker',
-        bindAddress: options.grpcBindAddress ?? grpcConfig.bind_address,
-        enableReflection: grpcConfig.enable_reflection,
-        enableHealthService: grpcConfig.enable_health_service,
-        version: TASKER_VERSION,
-        environment: loaded.environment,
-        deploymentMode: config.worker.deployment_mode,
-        logger,
-        readiness: () =>
-          reportFromChecks(
-            {
-              database: async () => {
-                await db.query('SELECT 1');
-                return { status: 'healthy' };
-              },
-              worker: () =>
-                Promise.resolve(
-                  stopped === undefined
-                    ? { status: 'healthy' as const, message: `${worker.activeExecutions} step(s) running` }
-                    : { status: 'unhealthy' as const, message: 'shutting down' },
-                ),
-            },
-            { logger, info: { worker_id: worker.id, namespaces: worker.namespaces.join(',') } },
+    grpcServer = await startServiceGrpc({
+      role: 'worker',
+      loaded,
+      db,
+      logger,
+      bindAddress: options.grpcBindAddress,
+      checks: {
+        worker: () =>
+          Promise.resolve(
+            stopped === undefined
+              ? { status: 'healthy' as const, message: `${worker.activeExecutions} step(s) running` }
+              : { status: 'unhealthy' as const, message: 'shutting down' },
           ),
-      });
-    }
+      },
+      info: { worker_id: worker.id, namespaces: worker.namespaces.join(',') },
+    });
   } catch (error) {
     await stop();
     throw error;

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TaskerClient } from '../../src/client/taskerClient.ts';
 import type { TaskView } from '../../src/client/taskerClient.ts';
 import type { Database } from '../../src/db/database.ts';
+import { HAPPY_PATHS } from '../helpers/engine/exampleExpectations.ts';
 import { historyProblems } from '../helpers/engine/inspect.ts';
 import { sleep } from '../helpers/engine/wait.ts';
 import {
@@ -28,47 +29,12 @@ import type { TestDatabase } from '../helpers/testDatabase.ts';
 const TERMINAL = ['complete', 'error', 'cancelled', 'resolved_manually'];
 
 const WORKFLOWS = [
-  {
-    name: 'mathematical_sequence',
-    context: { even_number: 2 },
+  ...HAPPY_PATHS.map((path) => ({
+    name: path.template,
+    context: path.context,
     status: 'complete',
-    values: { linear_step_1: 4, linear_step_2: 16, linear_step_3: 256, linear_step_4: 65536 },
-  },
-  {
-    name: 'diamond_pattern',
-    context: { n: 3 },
-    status: 'complete',
-    values: { diamond_start: 9, diamond_branch_b: 18, diamond_branch_c: 27, diamond_end: 45 },
-  },
-  {
-    name: 'hierarchical_tree',
-    context: { n: 1 },
-    status: 'complete',
-    values: {
-      tree_root: 1,
-      tree_left: 2,
-      tree_right: 3,
-      tree_left_a: 3,
-      tree_left_b: 4,
-      tree_right_a: 4,
-      tree_right_b: 5,
-      tree_final: 16,
-    },
-  },
-  {
-    name: 'complex_dag',
-    context: { n: 2 },
-    status: 'complete',
-    values: {
-      dag_init: 2,
-      dag_process_left: 4,
-      dag_process_right: 6,
-      dag_validate: 10,
-      dag_transform: 40,
-      dag_analyze: 60,
-      dag_finalize: 110,
-    },
-  },
+    values: path.values,
+  })),
   {
     name: 'slow_sequence',
     context: { n: 5, ms: 50 },
@@ -79,7 +45,7 @@ const WORKFLOWS = [
   { name: 'always_fails', namespace: 'resilience', context: {}, status: 'error', values: {} },
   { name: 'permanent_error', namespace: 'resilience', context: {}, status: 'error', values: {} },
   { name: 'mixed_outcomes', namespace: 'resilience', context: {}, status: 'error', values: {} },
-] as const;
+];
 
 function stepValues(task: TaskView): Record<string, unknown> {
   return Object.fromEntries(
