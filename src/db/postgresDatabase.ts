@@ -91,9 +91,7 @@ export class PostgresDatabase implements Database {
    * the connection: only connection errors discard it, so expected refusals cost no reconnect.
    */
   private async withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect().catch((error: unknown) => {
-      throw this.wrapConnectError(error);
-    });
+    const { client, lost, release } = await this.checkout();
     let releaseError: Error | undefined;
     try {
       return await fn(client);
@@ -101,8 +99,37 @@ export class PostgresDatabase implements Database {
       if (isConnectionError(error)) releaseError = error as Error;
       throw this.wrapConnectError(error);
     } finally {
-      client.release(releaseError);
+      release(releaseError ?? lost());
     }
+  }
+
+  /**
+   * A pool connection with an error listener for as long as it is checked out. The pool listens only while a
+   * connection is idle; a backend terminated between two statements of a checked-out connection (an
+   * administrator's pg_terminate_backend, a failover) emits 'error' on the client, which with no listener
+   * crashes the process. Here it marks the connection lost, so it is destroyed instead of reused.
+   */
+  private async checkout(): Promise<{
+    client: pg.PoolClient;
+    lost: () => Error | undefined;
+    release: (error?: Error) => void;
+  }> {
+    const client = await this.pool.connect().catch((error: unknown) => {
+      throw this.wrapConnectError(error);
+    });
+    let lostError: Error | undefined;
+    const onError = (error: Error): void => {
+      lostError = error;
+    };
+    client.on('error', onError);
+    return {
+      client,
+      lost: () => lostError,
+      release: (error) => {
+        client.off('error', onError);
+        client.release(error);
+      },
+    };
   }
 
   async exec(sql: string): Promise<void> {
@@ -110,9 +137,7 @@ export class PostgresDatabase implements Database {
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect().catch((error: unknown) => {
-      throw this.wrapConnectError(error);
-    });
+    const { client, lost, release } = await this.checkout();
     let releaseError: Error | undefined;
     try {
       await client.query('BEGIN');
@@ -137,7 +162,7 @@ export class PostgresDatabase implements Database {
       throw error;
     } finally {
       // Passing an error destroys the client instead of returning a broken one to the pool.
-      client.release(releaseError);
+      release(releaseError ?? lost());
     }
   }
 

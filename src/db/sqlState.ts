@@ -40,5 +40,9 @@ export function isConnectionError(error: unknown): boolean {
     const code = error.code;
     return typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code);
   }
-  return false;
+  // node-postgres reports a connection that died under it with plain Errors, without a code.
+  return error instanceof Error && PG_CONNECTION_LOST.test(error.message);
 }
+
+const PG_CONNECTION_LOST =
+  /^(Connection terminated|Client has encountered a connection error|Client was closed and is not queryable)/;
