@@ -38,7 +38,7 @@ describe('losing a checked-out connection', () => {
         return 'committed';
       })
       .catch((error: unknown) => error);
-    expect(outcome, String(outcome)).not.toBe("committed");
+    expect(outcome, String(outcome)).not.toBe('committed');
     expect(isConnectionError(outcome), `${String(outcome)} ${JSON.stringify(outcome)}`).toBe(true);
     for (let i = 0; i < 4; i++)
       expect((await db.query<{ n: number }>('SELECT 1 AS n')).rows).toEqual([{ n: 1 }]);
