@@ -119,6 +119,12 @@ export async function startOrchestrationService(
         version: TASKER_VERSION,
         taskCompletionWaiter: completions,
         ...(metrics !== undefined && { metrics }),
+        healthSources: {
+          deploymentMode: config.orchestration.deployment_mode,
+          listenerState: () => listener.state,
+          listenEnabled: config.orchestration.hybrid.enable_event_listeners,
+          pollingEnabled: config.orchestration.hybrid.enable_polling_fallback,
+        },
         readinessChecks: {
           event_listener: () => {
             const state = listener.state;

@@ -1,6 +1,15 @@
 import { fastify } from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import { registerMetricsRoute } from '../api/rest/routes/metricsRoute.ts';
+import {
+  canReceiveWork,
+  componentStatus,
+  databaseCheck,
+  databaseSection,
+  eventListenersSection,
+  pollingSection,
+} from '../api/rest/healthReport.ts';
+import type { HealthSources } from '../api/rest/healthReport.ts';
 import type { Database } from '../db/database.ts';
 import type { TaskTemplate } from '../domain/template/taskTemplate.ts';
 import type { TaskerMetrics } from '../observability/metrics.ts';
@@ -12,6 +21,11 @@ export interface WorkerHttpOptions {
   templates: readonly TaskTemplate[];
   version: string;
   isStopping: () => boolean;
+  /**
+   * How the worker learns of work. With it, a worker that cannot receive any (listener down and polling off)
+   * reports 503 on /health and /health/ready. @defaultValue none (intake is not checked)
+   */
+  healthSources?: HealthSources;
   bodyLimitBytes: number;
   requestTimeoutMs: number;
   /** Serves `GET /metrics` from it and counts HTTP requests into it. @defaultValue none */
@@ -34,7 +48,52 @@ export async function buildWorkerHttp(options: WorkerHttpOptions): Promise<Fasti
   const now = () => new Date().toISOString();
   if (options.metrics !== undefined) registerMetricsRoute(app, options.metrics);
 
-  app.get('/health', () => ({ status: 'healthy', timestamp: now() }));
+  const startedAt = Date.now();
+  const sources = options.healthSources;
+  const intake = () =>
+    sources === undefined || canReceiveWork(sources)
+      ? { status: 'healthy' as const }
+      : {
+          status: 'unhealthy' as const,
+          message: `cannot receive work: LISTEN connection ${sources.listenerState()?.status ?? 'absent'} and polling disabled`,
+        };
+  /** Healthy only when the database answers, work can arrive and the worker is not shutting down. */
+  const overall = async () => {
+    const database = await componentStatus(databaseCheck(options.db));
+    const healthy = database === 'healthy' && intake().status === 'healthy' && !options.isStopping();
+    return { status: healthy ? ('healthy' as const) : ('unhealthy' as const), database };
+  };
+  const workerSummary = () => ({
+    namespaces: options.worker.namespaces,
+    active_executions: options.worker.activeExecutions,
+    // A claimed step starts running at once, so every claimed step is an active execution.
+    claimed_steps: options.worker.activeExecutions,
+    capacity: options.worker.capacity,
+  });
+
+  app.get('/health', async (_request, reply) => {
+    const { status } = await overall();
+    return reply
+      .code(status === 'healthy' ? 200 : 503)
+      .send({ status, timestamp: now(), ...workerSummary() });
+  });
+  app.get('/health/detailed', async (_request, reply) => {
+    const { status, database } = await overall();
+    return reply.code(status === 'healthy' ? 200 : 503).send({
+      status,
+      timestamp: now(),
+      version: options.version,
+      uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
+      ...(sources !== undefined && {
+        deployment_mode: sources.deploymentMode,
+        event_listeners: eventListenersSection(sources),
+        polling: pollingSection(sources),
+      }),
+      work_intake: intake(),
+      database: databaseSection(options.db, database),
+      worker: { id: options.worker.id, ...workerSummary(), stopping: options.isStopping() },
+    });
+  });
   app.get('/health/live', () => ({ status: 'healthy', timestamp: now() }));
   app.get('/health/ready', async (_request, reply) => {
     const started = performance.now();
@@ -55,11 +114,13 @@ export async function buildWorkerHttp(options: WorkerHttpOptions): Promise<Fasti
           status: 'healthy',
           message: `${options.worker.activeExecutions} step(s) running; namespaces ${options.worker.namespaces.join(', ')}`,
         };
-    const ready = database.status === 'healthy' && worker.status === 'healthy';
+    const workIntake = intake();
+    const ready =
+      database.status === 'healthy' && worker.status === 'healthy' && workIntake.status === 'healthy';
     return reply.code(ready ? 200 : 503).send({
       status: ready ? 'healthy' : 'unhealthy',
       timestamp: now(),
-      checks: { database, worker },
+      checks: { database, worker, work_intake: workIntake },
       info: { version: options.version, worker_id: options.worker.id, namespaces: options.worker.namespaces },
     });
   });
@@ -78,7 +139,7 @@ export async function buildWorkerHttp(options: WorkerHttpOptions): Promise<Fasti
       .send(
         errorBody(
           'TASKER_ROUTE_NOT_FOUND',
-          `no route ${request.method} ${request.url} on the worker; it serves /health, /health/live, /health/ready, /metrics and /v1/templates`,
+          `no route ${request.method} ${request.url} on the worker; it serves /health, /health/live, /health/ready, /health/detailed, /metrics and /v1/templates`,
         ),
       ),
   );

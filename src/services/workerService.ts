@@ -129,6 +129,12 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
         templates,
         version: TASKER_VERSION,
         isStopping: () => stopped !== undefined,
+        healthSources: {
+          deploymentMode: config.worker.deployment_mode,
+          listenerState: () => provider.notificationListener?.state ?? null,
+          listenEnabled: config.worker.hybrid.enable_event_listeners,
+          pollingEnabled: config.worker.hybrid.enable_polling_fallback,
+        },
         bodyLimitBytes: config.worker.web.body_limit_bytes,
         requestTimeoutMs: config.worker.web.request_timeout_ms,
         ...(metrics !== undefined && { metrics }),

@@ -21,6 +21,7 @@ import { RouteTable } from './routeTable.ts';
 import { registerDlqRoutes } from './routes/dlqRoutes.ts';
 import { registerHealthRoutes } from './routes/healthRoutes.ts';
 import type { HealthStatus } from './routes/healthRoutes.ts';
+import type { HealthSources } from './healthReport.ts';
 import { registerMetricsRoute } from './routes/metricsRoute.ts';
 import { registerStepRoutes } from './routes/stepRoutes.ts';
 import { registerTaskRoutes } from './routes/taskRoutes.ts';
@@ -47,6 +48,8 @@ export interface RestServerOptions {
   backpressure?: () => number | null;
   /** Extra health checks merged into /health/ready (the service adds listener state etc.). */
   readinessChecks?: Record<string, () => Promise<{ status: HealthStatus; message?: string }>>;
+  /** How the service learns of work, for /health/detailed. @defaultValue none (sections left out) */
+  healthSources?: HealthSources;
   /** Shown in the OpenAPI document and /health/ready. */
   version?: string;
   /**
@@ -185,6 +188,7 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
   registerHealthRoutes(app, ctx, {
     readinessChecks: options.readinessChecks ?? {},
     version: options.version,
+    healthSources: options.healthSources,
   });
   app.get('/api-docs/openapi.json', { schema: { hide: true } }, () => app.swagger());
 

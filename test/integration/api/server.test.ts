@@ -64,6 +64,7 @@ describe('OpenAPI document and Swagger UI', () => {
     ['/health', ['get']],
     ['/health/live', ['get']],
     ['/health/ready', ['get']],
+    ['/health/detailed', ['get']],
   ];
 
   it('lists every route with a summary, its parameters and its responses', async () => {
