@@ -62,8 +62,15 @@ export class TaskCompletionWaiter {
     isDone: (value: T) => boolean,
     timeoutMs: number,
     signal?: AbortSignal,
+    options: { justCreated?: boolean } = {},
   ): Promise<T> {
     const deadline = performance.now() + timeoutMs;
+    if (options.justCreated === true) {
+      // A task created a moment ago cannot be finished yet (its first step has not even been claimed): skip
+      // the first read, which would only compete with the worker for the database. Should it somehow have
+      // finished before this line, the periodic re-check still answers.
+      await this.arm(taskUuid).wait(Math.min(timeoutMs, RECHECK_MS), signal);
+    }
     for (;;) {
       // Armed before the read, so a notification landing between the read and the wait is not missed.
       const woken = this.arm(taskUuid);

@@ -538,3 +538,47 @@ describe('GET /v1/tasks/{uuid}?wait=N', () => {
     expect((await api.delete(`/v1/tasks/${created.body.task_uuid}`)).status).toBe(200);
   });
 });
+
+describe('POST /v1/tasks?wait=N: create and await the result in one request', () => {
+  const slow = { namespace: 'math', name: 'slow_sequence', version: '1.0.0', context: { n: 1, ms: 100 } };
+
+  it('answers 201 with the finished task and its results, woken by the completion waiter', async () => {
+    const api = getApi();
+    const listener = new NotificationListener(api.db);
+    const waiter = new TaskCompletionWaiter(listener);
+    await waiter.start();
+    const app = await buildRestServer({ db: api.db, taskCompletionWaiter: waiter });
+    try {
+      const url = await listenLocally(app);
+      const response = await fetch(`${url}/v1/tasks?wait=20`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(slow),
+      });
+      expect(response.status).toBe(201);
+      const body = (await response.json()) as TaskView;
+      expect(response.headers.get('location')).toBe(`/v1/tasks/${body.task_uuid}`);
+      expect(body.status).toBe('complete');
+      expect(body.steps.map((s) => s.result)).toEqual([{ value: 2 }, { value: 3 }, { value: 4 }]);
+      expect(waiter.waiting).toBe(0);
+    } finally {
+      await app.close();
+      await waiter.stop();
+      await listener.stop();
+    }
+  });
+
+  it('without wait answers at once with the task as created; a bad wait is a 400 naming the parameter', async () => {
+    const api = getApi();
+    const created = await api.post<TaskView>('/v1/tasks', { ...slow, context: { n: 1, ms: 2000 } });
+    expect(created.status).toBe(201);
+    expect(TERMINAL).not.toContain(created.body.status);
+    for (const bad of ['abc', '-1', '61', '1.5']) {
+      const response = await api.post<ErrorBody>(`/v1/tasks?wait=${bad}`, slow);
+      expect(response.status, bad).toBe(400);
+      expect(response.body.error.code).toBe('TASKER_INVALID_REQUEST');
+      expect(response.body.error.message).toContain('query parameter wait must be a whole number of seconds');
+    }
+    expect((await api.delete(`/v1/tasks/${created.body.task_uuid}`)).status).toBe(200);
+  });
+});

@@ -127,10 +127,11 @@ async function waitUntilFinished(
   read: () => Promise<TaskViewRow | undefined>,
   waitMs: number,
   signal: AbortSignal,
+  justCreated = false,
 ): Promise<TaskViewRow | undefined> {
   const done = (row: TaskViewRow | undefined) => row === undefined || FINISHED.has(row.status);
   if (ctx.completionWaiter !== undefined) {
-    return ctx.completionWaiter.waitFor(taskUuid, read, done, waitMs, signal);
+    return ctx.completionWaiter.waitFor(taskUuid, read, done, waitMs, signal, { justCreated });
   }
   const deadline = Date.now() + waitMs;
   for (;;) {
@@ -195,7 +196,7 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void
       if (waitMs > 0) {
         // The task runs while this request waits; the finished view is the answer.
         const read = () => getTaskView(ctx.db, created.taskUuid);
-        const row = await waitUntilFinished(ctx, created.taskUuid, read, waitMs, clientGone(reply));
+        const row = await waitUntilFinished(ctx, created.taskUuid, read, waitMs, clientGone(reply), true);
         if (row === undefined) throw taskNotFound(created.taskUuid);
         return reply.code(201).header('location', `/v1/tasks/${created.taskUuid}`).send(taskView(row));
       }
