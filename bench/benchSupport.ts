@@ -148,3 +148,24 @@ export const fixed = (value: number, digits: number): string =>
 /** For BENCH_JSON: rounded, and null instead of NaN/Infinity (which JSON cannot hold). */
 export const round = (value: number, digits: number): number | null =>
   Number.isFinite(value) ? Math.round(value * 10 ** digits) / 10 ** digits : null;
+
+// ---------------------------------------------------------------------------------------------- database
+
+/**
+ * Every scenario starts from empty tables and queues: all tasks (and by cascade their steps, transitions
+ * and audit rows) go, every queue is purged and its archive emptied, and the queue tables are vacuumed so
+ * the dead rows of the scenario before do not slow the next one's reads.
+ */
+export async function resetState(admin: Queryable): Promise<void> {
+  await admin.query('TRUNCATE tasker.tasks CASCADE');
+  const { rows } = await admin.query<{ queue_name: string; q: string; a: string }>(
+    `SELECT queue_name, pgmq.format_table_name(queue_name, 'q') AS q, pgmq.format_table_name(queue_name, 'a') AS a
+     FROM pgmq.list_queues()`,
+  );
+  for (const queue of rows) {
+    await admin.query('SELECT pgmq.purge_queue($1)', [queue.queue_name]);
+    // Queue names are validated by format_table_name: plain lowercase identifiers, safe to splice.
+    await admin.exec(`TRUNCATE pgmq."${queue.a}"`);
+    await admin.exec(`VACUUM ANALYZE pgmq."${queue.q}"`);
+  }
+}

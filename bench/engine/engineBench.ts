@@ -22,6 +22,7 @@ import {
   printMachineHeader,
   progress,
   round,
+  resetState,
 } from '../benchSupport.ts';
 import type { Distribution, MachineInfo } from '../benchSupport.ts';
 import { DIAMOND, LINEAR, ONE_STEP, taskRequest } from './benchTemplates.ts';
@@ -175,25 +176,6 @@ function launchWorker(rig: Rig, mode: Mode, capacity: number): Promise<Child> {
     BENCH_CHILD_MAX_CONCURRENT_HANDLERS: String(capacity),
     BENCH_CHILD_POOL_SIZE: String(rig.config.workerPoolSize),
   });
-}
-
-/**
- * Every scenario starts from empty tables and queues: all tasks (and by cascade their steps, transitions
- * and audit rows) go, every queue is purged and its archive emptied, and the queue tables are vacuumed so
- * the dead rows of the scenario before do not slow the next one's reads.
- */
-async function resetState(admin: PostgresDatabase): Promise<void> {
-  await admin.query('TRUNCATE tasker.tasks CASCADE');
-  const { rows } = await admin.query<{ queue_name: string; q: string; a: string }>(
-    `SELECT queue_name, pgmq.format_table_name(queue_name, 'q') AS q, pgmq.format_table_name(queue_name, 'a') AS a
-     FROM pgmq.list_queues()`,
-  );
-  for (const queue of rows) {
-    await admin.query('SELECT pgmq.purge_queue($1)', [queue.queue_name]);
-    // Queue names are validated by format_table_name: plain lowercase identifiers, safe to splice.
-    await admin.exec(`TRUNCATE pgmq."${queue.a}"`);
-    await admin.exec(`VACUUM ANALYZE pgmq."${queue.q}"`);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------- scenario 1 + 2

@@ -25,6 +25,7 @@ import {
   formatTable,
   printMachineHeader,
   progress,
+  resetState,
   round,
 } from '../benchSupport.ts';
 import type { Distribution } from '../benchSupport.ts';
@@ -152,7 +153,6 @@ async function main(): Promise<void> {
   const processes: TaskerProcess[] = [];
   try {
     await migrate(admin);
-    await admin.query('TRUNCATE tasker.tasks CASCADE');
     for (const [file, text] of Object.entries(BENCH_TEMPLATE_FILES))
       writeFileSync(join(templates, file), text);
     const machine = await describeMachine(admin);
@@ -169,10 +169,16 @@ async function main(): Promise<void> {
     processes.push(orchestration);
     const api = orchestration.url;
 
+    // Each scenario starts from empty tables and vacuumed queues, as in the engine bench.
+    await resetState(admin);
     const creates = await createLatency(api);
+    await resetState(admin);
     const chainOneRequest = await linear(api, true);
+    await resetState(admin);
     const chain = await linear(api, false);
+    await resetState(admin);
     const diamonds = await bulk(api, DIAMOND, config.diamonds);
+    await resetState(admin);
     const oneStep = await bulk(api, ONE_STEP, config.oneStepTasks);
 
     printMachineHeader(
