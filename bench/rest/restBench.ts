@@ -5,6 +5,7 @@
  * as the task is finished (a NOTIFY wakes the server). Prints figures only; nothing passes or fails.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,15 +52,41 @@ interface Task {
   status: string;
 }
 
-async function call<T>(method: string, url: string, body?: unknown): Promise<T> {
-  const response = await fetch(url, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
+/**
+ * Node's own HTTP client with keep-alive connections: what a service calling Tasker would use. (Node 20's
+ * global fetch costs about a millisecond more per request on this machine, which would be measured as the
+ * server's.)
+ */
+const agent = new http.Agent({ keepAlive: true });
+
+function call<T>(method: string, url: string, body?: unknown): Promise<T> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      url,
+      {
+        method,
+        agent,
+        headers:
+          payload === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const status = response.statusCode ?? 0;
+          if (status < 200 || status >= 300) reject(new Error(`${method} ${url} → ${status} ${text}`));
+          else resolve(JSON.parse(text) as T);
+        });
+        response.on('error', reject);
+      },
+    );
+    request.on('error', reject);
+    request.end(payload);
   });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${method} ${url} → ${response.status} ${text}`);
-  return JSON.parse(text) as T;
 }
 
 const create = (api: string, workflow: BenchWorkflow, seq: number): Promise<Task> =>
@@ -270,6 +297,7 @@ async function main(): Promise<void> {
       })}`,
     );
   } finally {
+    agent.destroy();
     await Promise.all(processes.map((p) => stopProcess(p)));
     await admin.close();
     rmSync(templates, { recursive: true, force: true });
