@@ -2,7 +2,7 @@ import { TaskerError } from '../domain/errors.ts';
 import type { TaskerErrorCode } from '../domain/errors.ts';
 
 /** An error answer from a Tasker server: its HTTP status and its `{error: {code, message, details}}`. */
-export class ApiError extends TaskerError {
+export class ServerAnswerError extends TaskerError {
   readonly status: number;
 
   constructor(status: number, code: string, message: string, details: Record<string, unknown> = {}) {
@@ -38,7 +38,7 @@ export type JsonBody = Record<string, unknown>;
 
 /**
  * A small client of the orchestration REST API v1, used by the CLI and usable from programs. Errors come back
- * as ApiError with the server's code; an unreachable server is TASKER_SERVER_UNREACHABLE naming the URL.
+ * as ServerAnswerError with the server's code; an unreachable server is TASKER_SERVER_UNREACHABLE naming the URL.
  */
 export class TaskerClient {
   readonly baseUrl: string;
@@ -58,7 +58,7 @@ export class TaskerClient {
       try {
         return await this.requestOnce<T>(method, path, body);
       } catch (error) {
-        if (!(error instanceof ApiError) || error.status !== 503 || method !== 'GET' || attempt > 3)
+        if (!(error instanceof ServerAnswerError) || error.status !== 503 || method !== 'GET' || attempt > 3)
           throw error;
         const retryAfter = Number(error.details.retry_after_seconds ?? 1);
         await new Promise((resolve) =>
@@ -98,7 +98,7 @@ export class TaskerClient {
         parsed as { error?: { code?: string; message?: string; details?: Record<string, unknown> } }
       )?.error;
       const retryAfter = response.headers.get('retry-after');
-      throw new ApiError(
+      throw new ServerAnswerError(
         response.status,
         error?.code ?? 'TASKER_API_ERROR',
         error?.message ?? `${method} ${path} answered HTTP ${response.status}`,

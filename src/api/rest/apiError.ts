@@ -3,7 +3,12 @@
  * code can raise. They share the `{error: {code, message, details}}` body and the stable-code contract of
  * `TaskerError` (codes documented in docs/errors.md), and carry the HTTP status and headers to answer with.
  */
-export type ApiErrorCode =
+import { TaskerError } from '../../domain/errors.ts';
+import type { TaskerErrorCode } from '../../domain/errors.ts';
+
+/** The HTTP layer's own codes: part of the one code list (TaskerErrorCode), documented in docs/errors.md. */
+export type ApiErrorCode = Extract<
+  TaskerErrorCode,
   | 'TASKER_INVALID_REQUEST'
   | 'TASKER_INVALID_UUID'
   | 'TASKER_MALFORMED_JSON'
@@ -15,12 +20,11 @@ export type ApiErrorCode =
   | 'TASKER_METHOD_NOT_ALLOWED'
   | 'TASKER_SERVICE_OVERLOADED'
   | 'TASKER_REQUEST_TIMEOUT'
-  | 'TASKER_INTERNAL';
+  | 'TASKER_INTERNAL'
+>;
 
-export class ApiError extends Error {
+export class ApiError extends TaskerError {
   readonly status: number;
-  readonly code: ApiErrorCode;
-  readonly details: Readonly<Record<string, unknown>> | undefined;
   readonly headers: Readonly<Record<string, string>>;
 
   constructor(
@@ -29,11 +33,11 @@ export class ApiError extends Error {
     message: string,
     options: { details?: Record<string, unknown>; headers?: Record<string, string>; cause?: unknown } = {},
   ) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'ApiError';
+    super(code, message, {
+      ...(options.details !== undefined && { details: options.details }),
+      ...(options.cause !== undefined && { cause: options.cause }),
+    });
     this.status = status;
-    this.code = code;
-    this.details = options.details;
     this.headers = options.headers ?? {};
   }
 }

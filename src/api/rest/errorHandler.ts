@@ -124,7 +124,7 @@ export function mapError(error: unknown, requestId: string, bodyLimitBytes: numb
       message: error.message,
       headers: { ...error.headers },
       internal: false,
-      ...(error.details && { details: { ...error.details } }),
+      ...(Object.keys(error.details).length > 0 && { details: { ...error.details } }),
     };
   }
   const validation = (error as { validation?: unknown }).validation;
