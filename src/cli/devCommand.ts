@@ -2,9 +2,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { isPgliteUrl } from '../db/connectionString.ts';
 import { migrate } from '../db/migrate.ts';
-import { loadTemplates } from '../domain/template/templateLoader.ts';
 import { exitOnShutdownSignals } from '../resilience/gracefulShutdown.ts';
-import { loadHandlerModule } from '../services/handlerModule.ts';
 import { startOrchestrationService } from '../services/orchestrationService.ts';
 import { startWorkerService } from '../services/workerService.ts';
 import { openCreatingDatabase } from './databaseOption.ts';
@@ -76,11 +74,10 @@ export function registerDevCommand(program: Command): void {
       out(
         `✓ Schema at version ${report.current}${report.applied.length > 0 ? ` (applied ${report.applied.length} migrations)` : ''}`,
       );
-      const handlers = await loadHandlerModule(loaded.config.worker.handlers_module);
-      const { templates } = loadTemplates(loaded.config.worker.template_paths);
-      const worker = await startWorkerService({ loaded, logger, db, handlers, templates });
+      // The service loads the handlers and templates the flags (or the examples) name.
+      const worker = await startWorkerService({ loaded, logger, db });
       out(
-        `✓ Worker serving ${worker.worker.namespaces.join(', ')}: ${templates.length} templates, ${handlers.length} handlers`,
+        `✓ Worker serving ${worker.worker.namespaces.join(', ')}: ${worker.templates.length} templates, ${worker.handlers.length} handlers`,
       );
       const orchestration = await startOrchestrationService({
         loaded,

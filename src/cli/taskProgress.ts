@@ -1,7 +1,8 @@
+import { TERMINAL_TASK_STATES } from '../domain/state/taskStates.ts';
 import { TaskerClient } from '../client/taskerClient.ts';
 import type { JsonBody, StepView, TaskView } from '../client/taskerClient.ts';
 
-const TERMINAL = new Set(['complete', 'error', 'cancelled', 'resolved_manually']);
+const TERMINAL = new Set<string>(TERMINAL_TASK_STATES);
 const POLL_MS = 25;
 
 const SYMBOLS: Record<string, string> = {

@@ -42,6 +42,7 @@ export interface WorkerServiceOptions {
 export interface WorkerService {
   readonly worker: Worker;
   readonly templates: readonly TaskTemplate[];
+  readonly handlers: readonly StepHandlerDefinition[];
   readonly url: string | undefined;
   /** Served at /metrics; undefined when `[telemetry.metrics] enabled` is false. */
   readonly metrics: TaskerMetrics | undefined;
@@ -177,6 +178,7 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
   return {
     worker,
     templates,
+    handlers,
     get url() {
       return url;
     },

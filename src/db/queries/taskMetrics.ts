@@ -4,8 +4,9 @@
  */
 import type { Queryable } from '../database.ts';
 
-const TERMINAL_STATES = ['complete', 'error', 'cancelled', 'resolved_manually'] as const;
-export type TerminalTaskState = (typeof TERMINAL_STATES)[number];
+import { TERMINAL_TASK_STATES as TERMINAL_STATES } from '../../domain/state/taskStates.ts';
+import type { TerminalTaskState } from '../../domain/state/taskStates.ts';
+export type { TerminalTaskState };
 
 /**
  * Tasks not in a terminal state. The WHERE clause is the predicate of the partial index tasks_active_idx, so
