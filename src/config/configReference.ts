@@ -89,6 +89,8 @@ Highest first:
 | \`TASKER_DEPLOYMENT_MODE\`, \`DEPLOYMENT_MODE\` | \`orchestration.deployment_mode\`, \`worker.deployment_mode\` | the first wins when both are set |
 | \`WORKER_NAMESPACES\` | \`worker.namespaces\` | comma-separated |
 | \`LOG_LEVEL\`, \`RUST_LOG\` | \`telemetry.log_level\` | LOG_LEVEL wins; RUST_LOG's global directive is used (\`tasker=debug,warn\` → \`warn\`) |
+| \`OTEL_EXPORTER_OTLP_ENDPOINT\` | \`telemetry.tracing.otlp_endpoint\` | the OTLP/HTTP base URL; \`/v1/traces\` is appended |
+| \`OTEL_SERVICE_NAME\` | \`telemetry.service_name\` | |
 | \`TASKER_ENV\`, \`TASKER_CONFIG_ROOT\`, \`TASKER_CONFIG_PATH\` | which files are read | |
 
 The shipped files also reference \`TASKER_WEB_BIND_ADDRESS\`, \`TASKER_ORCHESTRATION_GRPC_BIND_ADDRESS\`,

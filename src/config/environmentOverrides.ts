@@ -4,7 +4,8 @@ import type { ConfigProblem } from '../domain/errors.ts';
 import { DEPLOYMENT_MODES, LOG_LEVELS, MESSAGING_BACKENDS } from './schema.ts';
 
 /**
- * The environment variables of the seed's Docker Compose and Kubernetes files, applied over the files.
+ * The environment variables of the seed's Docker Compose and Kubernetes files, and OpenTelemetry's
+ * OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_SERVICE_NAME, applied over the files.
  * Precedence, highest first (documented in docs/configuration.md, tested in test/unit/config/):
  *   1. these variables        2. environments/<TASKER_ENV>/*.toml        3. base/*.toml        4. schema defaults
  * Where two variables set the same key, the first named wins: DATABASE_URL over DATABASE_URL_FILE (both set
@@ -131,6 +132,24 @@ export function environmentOverrides(env: Env, problems: ConfigProblem[]): Overr
         `expected a log level (${LOG_LEVELS.join(', ')}), found ${JSON.stringify(rawLevel)}`,
       );
     }
+  }
+
+  // The OpenTelemetry SDK's own variables, so a collector set up for other services needs nothing new.
+  const otlpEndpoint = set(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
+  if (otlpEndpoint !== undefined) {
+    overrides.push({
+      variable: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+      path: ['telemetry', 'tracing', 'otlp_endpoint'],
+      value: otlpEndpoint.trim(),
+    });
+  }
+  const serviceName = set(env, 'OTEL_SERVICE_NAME');
+  if (serviceName !== undefined) {
+    overrides.push({
+      variable: 'OTEL_SERVICE_NAME',
+      path: ['telemetry', 'service_name'],
+      value: serviceName.trim(),
+    });
   }
   return overrides;
 }

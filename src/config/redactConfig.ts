@@ -6,6 +6,8 @@ import type { z } from 'zod';
 
 function redactValue(value: unknown): unknown {
   if (typeof value !== 'string') return '***';
+  // An unset secret (empty) hides nothing; showing it empty says it is unset.
+  if (value === '') return value;
   const redacted = redactUrl(value);
   return redacted === value && !/^[a-z][a-z0-9+.-]*:/i.test(value) ? '***' : redacted;
 }

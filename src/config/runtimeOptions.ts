@@ -11,6 +11,7 @@ export function poolOptions(config: TaskerConfig): PostgresPoolOptions {
     connectionTimeoutMs: db.connection_timeout_ms,
     idleTimeoutSeconds: db.idle_timeout_seconds,
     maxLifetimeSeconds: db.max_lifetime_seconds,
+    listenUrl: db.listen_url,
   };
 }
 

@@ -11,7 +11,6 @@ export type DeploymentMode = (typeof DEPLOYMENT_MODES)[number];
 export const MESSAGING_BACKENDS = ['pgmq', 'rabbitmq'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-const MODES_PENDING = 'deployment modes (issue 6)';
 const SERVICES_PENDING = 'orchestration and worker services (issue 5)';
 const ENGINE_PENDING = 'workflow engine (issue 4)';
 const OPS_PENDING = 'operations surface (issue 7)';
@@ -58,63 +57,57 @@ const poolSettings = {
 const breaker = (errorThreshold: number, timeoutSeconds: number, halfOpenSeconds: number, what: string) =>
   table(
     {
-      enabled: bool(true, `Whether the ${what} breaker trips at all.`, { pending: OPS_PENDING }),
-      error_threshold: int(1, 10_000, errorThreshold, 'Consecutive errors that open the breaker.', {
-        pending: OPS_PENDING,
-      }),
-      timeout_seconds: int(1, 86_400, timeoutSeconds, 'Seconds the breaker stays open before a trial.', {
-        pending: OPS_PENDING,
-      }),
+      enabled: bool(
+        true,
+        `Whether the breaker guarding ${what} opens at all; when false it only counts failures (health, metrics).`,
+      ),
+      error_threshold: int(
+        1,
+        10_000,
+        errorThreshold,
+        'Consecutive connection failures that open the breaker; while open, calls fail at once (TASKER_CIRCUIT_OPEN, HTTP 503 with Retry-After). Errors the server answers (constraint violations) do not count, and calls that fail together (all backends terminated at once) count once.',
+      ),
+      timeout_seconds: int(
+        1,
+        86_400,
+        timeoutSeconds,
+        'Seconds the breaker stays open before it lets trial calls through (half-open).',
+      ),
       half_open_timeout_seconds: int(
         1,
         86_400,
         halfOpenSeconds,
-        'Seconds of half-open trial: success closes the breaker, failure re-opens it.',
-        { pending: OPS_PENDING },
+        'Seconds of half-open trial: the first successful call closes the breaker, a failure re-opens it, and so does the end of this window without a success.',
       ),
     },
-    { description: `Circuit breaker guarding ${what}.`, pending: OPS_PENDING },
+    { description: `Circuit breaker guarding ${what}.` },
   );
 
 const executorPool = (min: number, max: number, high: number, low: number, what: string) =>
   table(
     {
-      min_executors: int(1, 10_000, min, 'Concurrency kept when the queue is short.', {
-        pending: OPS_PENDING,
-      }),
-      max_executors: int(1, 10_000, max, 'Concurrency ceiling under load.', { pending: OPS_PENDING }),
-      queue_high_watermark: int(
+      min_executors: int(
         1,
-        10_000_000,
-        high,
-        'Queue depth above which concurrency grows toward max.',
-        {
-          pending: OPS_PENDING,
-        },
+        10_000,
+        min,
+        "Drains of the stage's queue allowed at once when it is short (capped at half of database.max_connections).",
       ),
-      queue_low_watermark: int(
-        0,
-        10_000_000,
-        low,
-        'Queue depth below which concurrency shrinks toward min.',
-        {
-          pending: OPS_PENDING,
-        },
+      max_executors: int(
+        1,
+        10_000,
+        max,
+        'Drains allowed at once under load (capped at half of database.max_connections).',
       ),
+      queue_high_watermark: int(1, 10_000_000, high, 'Queue depth above which concurrency grows toward max.'),
+      queue_low_watermark: int(0, 10_000_000, low, 'Queue depth below which concurrency shrinks toward min.'),
     },
-    { description: `Executor pool for ${what}.`, pending: OPS_PENDING },
+    { description: `Executor pool for ${what}.` },
   );
 
 const pollingBackoff = {
-  error_backoff_base_ms: int(1, HOUR_MS, 1_000, 'First wait after a failed poll; grows by the multiplier.', {
-    pending: MODES_PENDING,
-  }),
-  error_backoff_max_ms: int(1, HOUR_MS, 30_000, 'Longest wait between failing polls.', {
-    pending: MODES_PENDING,
-  }),
-  error_backoff_multiplier: decimal(1, 10, 2, 'Growth of the wait per consecutive failed poll.', {
-    pending: MODES_PENDING,
-  }),
+  error_backoff_base_ms: int(1, HOUR_MS, 1_000, 'First wait after a failed poll; grows by the multiplier.'),
+  error_backoff_max_ms: int(1, HOUR_MS, 30_000, 'Longest wait between failing polls.'),
+  error_backoff_multiplier: decimal(1, 10, 2, 'Growth of the wait per consecutive failed poll.'),
 };
 
 const grpcSettings = (port: number) =>
@@ -145,14 +138,12 @@ const listenerSettings = (reconnectMs: number, healthCheckMs: number) => ({
     10 * MINUTE_MS,
     reconnectMs,
     'First delay before re-opening a lost LISTEN connection; doubles per failure (with jitter).',
-    { pending: MODES_PENDING },
   ),
   listener_health_check_interval_ms: int(
     100,
     HOUR_MS,
     healthCheckMs,
     'How often the listener proves notifications still arrive (a NOTIFY to itself).',
-    { pending: MODES_PENDING },
   ),
 });
 
@@ -160,23 +151,18 @@ const listenerSettings = (reconnectMs: number, healthCheckMs: number) => ({
 const hybridSettings = (notifications: string, description: string) =>
   table(
     {
-      enable_event_listeners: bool(true, `LISTEN for ${notifications}.`, { pending: MODES_PENDING }),
+      enable_event_listeners: bool(true, `LISTEN for ${notifications}.`),
       ...listenerSettings(5_000, 30_000),
-      enable_polling_fallback: bool(true, 'Poll as a safety net and when listeners fail.', {
-        pending: MODES_PENDING,
-      }),
-      polling_interval_ms: int(10, HOUR_MS, 1_000, 'Safety-net polling interval.', {
-        pending: MODES_PENDING,
-      }),
+      enable_polling_fallback: bool(true, 'Poll as a safety net and when listeners fail.'),
+      polling_interval_ms: int(10, HOUR_MS, 1_000, 'Safety-net polling interval.'),
       fallback_activation_threshold_ms: int(
         10,
         HOUR_MS,
         5_000,
         'Listener down or lagging this long switches polling to active fallback.',
-        { pending: MODES_PENDING },
       ),
     },
-    { description, pending: MODES_PENDING },
+    { description },
   );
 
 export const configSchema = table(
@@ -189,6 +175,15 @@ export const configSchema = table(
           {
             pattern: /^(postgres(ql)?:\/\/.+|pglite:.+)$/,
             expected: 'a postgres://… or pglite:<folder> URL',
+            secret: true,
+          },
+        ),
+        listen_url: text(
+          '',
+          'A direct PostgreSQL URL for the LISTEN connection when `url` goes through a transaction pooler (PgBouncer in transaction mode loses LISTEN); empty: `url`.',
+          {
+            pattern: /^(postgres(ql)?:\/\/.+)?$/,
+            expected: 'empty, or a postgres://… URL',
             secret: true,
           },
         ),
@@ -239,7 +234,7 @@ export const configSchema = table(
           100,
           HOUR_MS,
           30_000,
-          'How often the LISTEN connection is proven alive by a NOTIFY to itself.',
+          "How often the LISTEN connection of tools without a role (demo, queue commands) is proven alive by a NOTIFY to itself; the services use their mode's listener_health_check_interval_ms.",
         ),
         heartbeat_timeout_ms: int(10, MINUTE_MS, 5_000, 'How long that NOTIFY may take to come back.'),
         reconnect_max_ms: int(10, HOUR_MS, 30_000, 'Cap on the delay between LISTEN reconnection attempts.'),
@@ -265,9 +260,7 @@ export const configSchema = table(
 
     orchestration: table(
       {
-        deployment_mode: oneOf(DEPLOYMENT_MODES, 'Hybrid', 'How this orchestrator learns of work.', {
-          pending: MODES_PENDING,
-        }),
+        deployment_mode: oneOf(DEPLOYMENT_MODES, 'Hybrid', 'How this orchestrator learns of work.'),
         max_concurrent_tasks: int(1, 1_000_000, 100, 'Tasks processed at once by this orchestrator.', {
           pending: ENGINE_PENDING,
         }),
@@ -287,22 +280,27 @@ export const configSchema = table(
               1_000_000,
               10,
               'Failed reconnects in a row before the listener is declared unhealthy.',
-              { pending: MODES_PENDING },
             ),
             channels: list(
               CHANNEL,
               ['pgmq_message_ready.orchestration', 'pgmq_message_ready.*', 'pgmq_queue_created'],
               'Notification channels to LISTEN on; `.*` expands to every known namespace.',
-              { min: 1, pending: MODES_PENDING },
+              { min: 1 },
             ),
-            listener_pool_size: int(1, 100, 5, 'Connections reserved for listening.', {
-              pending: MODES_PENDING,
-            }),
-            connection_timeout_ms: int(100, 10 * MINUTE_MS, 5_000, 'Timeout opening a listen connection.', {
-              pending: MODES_PENDING,
-            }),
+            listener_pool_size: int(
+              1,
+              100,
+              5,
+              'Accepted for compatibility with tasker-core; one LISTEN connection per process carries every channel, so no pool is needed.',
+            ),
+            connection_timeout_ms: int(
+              100,
+              10 * MINUTE_MS,
+              5_000,
+              'Timeout opening the LISTEN connection (a timed-out attempt counts toward max_reconnect_attempts).',
+            ),
           },
-          { description: 'EventDrivenOnly mode: LISTEN/NOTIFY only, no polling.', pending: MODES_PENDING },
+          { description: 'EventDrivenOnly mode: LISTEN/NOTIFY only, no polling.' },
         ),
         polling: table(
           {
@@ -311,50 +309,39 @@ export const configSchema = table(
               HOUR_MS,
               1_000,
               'Poll orchestration_task_requests this often.',
-              {
-                pending: MODES_PENDING,
-              },
             ),
             step_result_poll_interval_ms: int(
               10,
               HOUR_MS,
               500,
               'Poll orchestration_step_results this often.',
-              {
-                pending: MODES_PENDING,
-              },
             ),
             finalization_poll_interval_ms: int(
               10,
               HOUR_MS,
               2_000,
               'Poll orchestration_task_finalizations this often.',
-              { pending: MODES_PENDING },
             ),
-            batch_size: int(1, 10_000, 10, 'Messages read per queue read.', { pending: MODES_PENDING }),
-            max_messages_per_poll: int(1, 1_000_000, 100, 'Most messages handled in one polling cycle.', {
-              pending: MODES_PENDING,
-            }),
+            batch_size: int(1, 10_000, 10, 'Messages read per queue read.'),
+            max_messages_per_poll: int(1, 1_000_000, 100, 'Most messages handled in one polling cycle.'),
             ...pollingBackoff,
           },
-          { description: 'PollingOnly mode (and the polling side of Hybrid).', pending: MODES_PENDING },
+          { description: 'PollingOnly mode (and the polling side of Hybrid).' },
         ),
         worker_events: table(
           {
-            enable_worker_listeners: bool(true, 'Listen for worker result notifications.', {
-              pending: MODES_PENDING,
-            }),
+            enable_worker_listeners: bool(
+              true,
+              'LISTEN for notifications on orchestration_step_results (results routed through orchestration); false: that queue is polled at step_result_poll_interval_ms instead, in every mode.',
+            ),
             worker_listener_reconnect_ms: int(
               10,
               10 * MINUTE_MS,
               5_000,
-              'Reconnect delay of that listener.',
-              {
-                pending: MODES_PENDING,
-              },
+              "Accepted for compatibility with tasker-core; step-result notifications share the process's one LISTEN connection, which reconnects per the mode's listener_reconnect_interval_ms.",
             ),
           },
-          { description: 'Notifications from workers to orchestration.', pending: MODES_PENDING },
+          { description: 'Notifications from workers to orchestration.' },
         ),
         staleness: table(
           {
@@ -413,9 +400,7 @@ export const configSchema = table(
 
     worker: table(
       {
-        deployment_mode: oneOf(DEPLOYMENT_MODES, 'Hybrid', 'How this worker learns of work.', {
-          pending: MODES_PENDING,
-        }),
+        deployment_mode: oneOf(DEPLOYMENT_MODES, 'Hybrid', 'How this worker learns of work.'),
         namespaces: list(
           NAMESPACE,
           [],
@@ -462,20 +447,17 @@ export const configSchema = table(
               1_000_000,
               10,
               'Failed reconnects in a row before the listener is declared unhealthy.',
-              { pending: MODES_PENDING },
             ),
           },
-          { description: 'EventDrivenOnly mode for the worker.', pending: MODES_PENDING },
+          { description: 'EventDrivenOnly mode for the worker.' },
         ),
         polling: table(
           {
-            polling_interval_ms: int(10, HOUR_MS, 1_000, 'Poll each namespace queue this often.', {
-              pending: MODES_PENDING,
-            }),
-            batch_size: int(1, 10_000, 10, 'Messages read per queue read.', { pending: MODES_PENDING }),
+            polling_interval_ms: int(10, HOUR_MS, 1_000, 'Poll each namespace queue this often.'),
+            batch_size: int(1, 10_000, 10, 'Messages read per queue read.'),
             ...pollingBackoff,
           },
-          { description: 'PollingOnly mode for the worker.', pending: MODES_PENDING },
+          { description: 'PollingOnly mode for the worker.' },
         ),
         web: webSettings(8081),
         grpc: grpcSettings(9191),
@@ -488,7 +470,7 @@ export const configSchema = table(
         database: breaker(5, 60, 30, 'database access'),
         message_queue: breaker(10, 120, 60, 'the message queue'),
       },
-      { description: 'Circuit breakers, by the dependency they guard.', pending: OPS_PENDING },
+      { description: 'Circuit breakers, by the dependency they guard.' },
     ),
 
     executor_pools: table(
@@ -497,7 +479,10 @@ export const configSchema = table(
         result_processor: executorPool(5, 20, 200, 20, 'step result processing'),
         step_enqueuer: executorPool(3, 15, 150, 15, 'step enqueueing'),
       },
-      { description: 'Elastic concurrency of orchestration stages.', pending: OPS_PENDING },
+      {
+        description:
+          'Elastic concurrency of the orchestration stages: task_initializer (orchestration_task_requests), result_processor (orchestration_step_results), step_enqueuer (orchestration_task_finalizations). The queue depth is sampled every second.',
+      },
     ),
 
     telemetry: table(
@@ -506,7 +491,10 @@ export const configSchema = table(
         log_format: oneOf(['json', 'pretty'] as const, 'json', 'Log line format.', {
           pending: SERVICES_PENDING,
         }),
-        service_name: text('tasker', 'service.name of logs, metrics and traces.', { pending: OPS_PENDING }),
+        service_name: text(
+          'tasker',
+          'service.name of the exported spans (OTEL_SERVICE_NAME overrides it); `tasker.role` tells orchestration and worker apart.',
+        ),
         metrics: table(
           {
             enabled: bool(
@@ -518,15 +506,23 @@ export const configSchema = table(
         ),
         tracing: table(
           {
-            enabled: bool(false, 'Export OpenTelemetry spans.', { pending: OPS_PENDING }),
-            otlp_endpoint: text('http://127.0.0.1:4318', 'OTLP/HTTP collector endpoint.', {
-              pattern: /^https?:\/\/.+/,
-              expected: URL_EXPECTED,
-              pending: OPS_PENDING,
-            }),
-            sample_ratio: decimal(0, 1, 1, 'Fraction of traces kept.', { pending: OPS_PENDING }),
+            enabled: bool(
+              false,
+              'Export OpenTelemetry spans of tasks and steps (create, claim, execute, result); one trace per task, its id the task UUID.',
+            ),
+            otlp_endpoint: text(
+              'http://127.0.0.1:4318',
+              'OTLP/HTTP collector base URL; spans go to <otlp_endpoint>/v1/traces. OTEL_EXPORTER_OTLP_ENDPOINT overrides it.',
+              { pattern: /^https?:\/\/.+/, expected: URL_EXPECTED },
+            ),
+            sample_ratio: decimal(
+              0,
+              1,
+              1,
+              "Fraction of tasks traced, decided from the task's trace id alike in every process.",
+            ),
           },
-          { description: 'OpenTelemetry tracing.', pending: OPS_PENDING },
+          { description: 'OpenTelemetry tracing (docs/decisions/0006-opentelemetry.md).' },
         ),
       },
       { description: 'Logs, metrics and traces.' },

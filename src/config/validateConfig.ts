@@ -226,6 +226,32 @@ function crossFieldProblems(config: Record<string, unknown>, provenance: Provena
       `pgmq.heartbeat_timeout_ms (${heartbeatTimeout}) must be shorter than pgmq.heartbeat_interval_ms (${heartbeat})`,
     );
   }
+  const channels = valueAt(config, ['orchestration', 'event_driven', 'channels']);
+  if (
+    valueAt(config, ['orchestration', 'deployment_mode']) === 'EventDrivenOnly' &&
+    Array.isArray(channels) &&
+    !channels.some((c) => c === 'pgmq_message_ready.orchestration' || c === 'pgmq_message_ready.*')
+  ) {
+    report(
+      [['orchestration', 'event_driven', 'channels']],
+      'an EventDrivenOnly orchestrator hears nothing without "pgmq_message_ready.orchestration" (or "pgmq_message_ready.*") in orchestration.event_driven.channels: add it, or use Hybrid',
+    );
+  }
+  // The services' listener health checks are the heartbeat of their mode; the same rule holds for them.
+  for (const role of ['orchestration', 'worker'] as const) {
+    for (const mode of ['hybrid', 'event_driven'] as const) {
+      const interval = num([role, mode, 'listener_health_check_interval_ms']);
+      if (interval !== undefined && heartbeatTimeout !== undefined && heartbeatTimeout >= interval) {
+        report(
+          [
+            ['pgmq', 'heartbeat_timeout_ms'],
+            [role, mode, 'listener_health_check_interval_ms'],
+          ],
+          `pgmq.heartbeat_timeout_ms (${heartbeatTimeout}) must be shorter than ${role}.${mode}.listener_health_check_interval_ms (${interval}): each health check waits that long for its NOTIFY`,
+        );
+      }
+    }
+  }
   return problems;
 }
 

@@ -40,6 +40,11 @@ export interface ListenConnection {
   close(): Promise<void>;
 }
 
+export interface ListenConnectionOptions {
+  /** Give up opening the connection after this long. @defaultValue the driver's (none) */
+  connectTimeoutMs?: number;
+}
+
 export interface ListenHandlers {
   onNotification(channel: string, payload: string): void;
   /** The connection is gone (network, backend terminated, server restart). Called at most once. */
@@ -61,7 +66,10 @@ export interface Database extends Queryable {
   readonly displayName: string;
   /** Runs `fn` in one transaction on one connection; commits when it resolves, rolls back when it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
-  openListenConnection(handlers: ListenHandlers): Promise<ListenConnection>;
+  openListenConnection(
+    handlers: ListenHandlers,
+    options?: ListenConnectionOptions,
+  ): Promise<ListenConnection>;
   poolStats(): PoolStats;
   /** Safe to call twice. */
   close(): Promise<void>;

@@ -3,6 +3,7 @@ import type {
   Database,
   ListenConnection,
   ListenHandlers,
+  ListenConnectionOptions,
   PoolStats,
   QueryOptions,
   QueryResult,
@@ -27,6 +28,11 @@ export interface PostgresPoolOptions {
   idleTimeoutSeconds?: number;
   /** @defaultValue 1800 */
   maxLifetimeSeconds?: number;
+  /**
+   * The LISTEN connection's URL, when the pool's goes through a transaction pooler that loses LISTEN.
+   * @defaultValue the pool's URL
+   */
+  listenUrl?: string;
   /** Shown in pg_stat_activity. @defaultValue 'tasker' */
   applicationName?: string;
   logger?: Logger;
@@ -52,6 +58,7 @@ export class PostgresDatabase implements Database {
   readonly displayName: string;
   private readonly pool: pg.Pool;
   private readonly url: string;
+  private readonly listenUrl: string;
   private readonly applicationName: string;
   private readonly logger: Logger;
   private closed = false;
@@ -59,6 +66,7 @@ export class PostgresDatabase implements Database {
 
   constructor(url: string, options: PostgresPoolOptions = {}) {
     this.url = url;
+    this.listenUrl = options.listenUrl === undefined || options.listenUrl === '' ? url : options.listenUrl;
     this.displayName = redactUrl(url);
     this.applicationName = options.applicationName ?? 'tasker';
     this.logger = options.logger ?? silentLogger;
@@ -166,9 +174,13 @@ export class PostgresDatabase implements Database {
     }
   }
 
-  async openListenConnection(handlers: ListenHandlers): Promise<ListenConnection> {
+  async openListenConnection(
+    handlers: ListenHandlers,
+    options: ListenConnectionOptions = {},
+  ): Promise<ListenConnection> {
     const client = new pg.Client({
-      connectionString: this.url,
+      connectionString: this.listenUrl,
+      ...(options.connectTimeoutMs !== undefined && { connectionTimeoutMillis: options.connectTimeoutMs }),
       application_name: `${this.applicationName}-listener`,
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,

@@ -24,13 +24,17 @@ export function sqlStateOf(error: unknown): string | undefined {
   return undefined;
 }
 
-/** Errors that mean the connection or server went away, not that the statement was wrong. */
+/**
+ * Errors that mean the connection or server went away, not that the statement was wrong. A circuit breaker
+ * refusing a call (TASKER_CIRCUIT_OPEN) counts too: it refuses because the server went away, and callers
+ * retry it the same way.
+ */
 export function isConnectionError(error: unknown): boolean {
   if (
     typeof error === 'object' &&
     error !== null &&
     'code' in error &&
-    error.code === 'TASKER_DATABASE_UNAVAILABLE'
+    (error.code === 'TASKER_DATABASE_UNAVAILABLE' || error.code === 'TASKER_CIRCUIT_OPEN')
   ) {
     return true;
   }

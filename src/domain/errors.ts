@@ -10,6 +10,7 @@ export type TaskerErrorCode =
   | 'TASKER_INVALID_ARGUMENT'
   | 'TASKER_DATABASE_URL_INVALID'
   | 'TASKER_DATABASE_UNAVAILABLE'
+  | 'TASKER_CIRCUIT_OPEN'
   | 'TASKER_SCHEMA_TOO_NEW'
   | 'TASKER_SCHEMA_NOT_MIGRATED'
   | 'TASKER_MIGRATION_CHANGED'
@@ -82,6 +83,33 @@ export class ConflictError extends TaskerError {}
 
 /** Queue and notification problems. */
 export class MessagingError extends TaskerError {}
+
+/**
+ * A circuit breaker refused a call (code TASKER_CIRCUIT_OPEN): its dependency (the database, the message
+ * queue) failed `error_threshold` times in a row, so calls fail at once instead of waiting on it until
+ * `retryAfterSeconds` have passed and trial calls are let through again (src/resilience/circuitBreaker.ts).
+ */
+export class CircuitError extends TaskerError {
+  /** The breaker's name: `database` or `message_queue`. */
+  readonly breaker: string;
+  /** Whole seconds (at least 1) until the breaker lets trial calls through. */
+  readonly retryAfterSeconds: number;
+
+  constructor(
+    message: string,
+    options: { breaker: string; retryAfterSeconds: number; details?: Record<string, unknown> },
+  ) {
+    super('TASKER_CIRCUIT_OPEN', message, {
+      details: {
+        breaker: options.breaker,
+        retry_after_seconds: options.retryAfterSeconds,
+        ...options.details,
+      },
+    });
+    this.breaker = options.breaker;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
 
 /** One configuration mistake: where it is (file, key path) and what is wrong with it. */
 export interface ConfigProblem {

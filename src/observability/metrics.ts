@@ -12,6 +12,10 @@
  * exposes only what it has.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DeploymentMode } from '../config/schema.ts';
+import type { CoordinationMonitor } from '../coordination/coordinationMonitor.ts';
+import { modeLabel } from '../coordination/coordinationSettings.ts';
+import type { ConsumerMetrics } from '../coordination/queueConsumer.ts';
 import type { PoolStats } from '../db/database.ts';
 import type { Logger } from './logger.ts';
 import { silentLogger } from './logger.ts';
@@ -43,6 +47,19 @@ export interface ListenerSample {
   notificationsReceived: number;
 }
 
+const CIRCUIT_STATES = ['closed', 'open', 'half_open'] as const;
+
+/** What the circuit breaker metrics read at scrape: a subset of a breaker's snapshot. */
+export interface CircuitBreakerSample {
+  name: string;
+  state: (typeof CIRCUIT_STATES)[number];
+  consecutiveFailures: number;
+  /** How often the breaker entered each state since it was made (monotonic). */
+  transitions: Readonly<Record<(typeof CIRCUIT_STATES)[number], number>>;
+  /** Calls refused while open since the breaker was made (monotonic). */
+  rejectedCalls: number;
+}
+
 export interface TaskerMetricsOptions {
   /** Process metrics of prom-client (CPU, memory, event loop lag, GC, handles). @defaultValue true */
   processMetrics?: boolean;
@@ -52,23 +69,8 @@ export interface TaskerMetricsOptions {
   logger?: Logger;
 }
 
-/**
- * Names reserved for the deployment-mode metrics (issue 6), from docs/spec deployment-patterns; not
- * registered yet because nothing measures them yet.
- */
-export const PLANNED_METRIC_NAMES = [
-  'tasker_event_listener_lag_ms',
-  'tasker_polling_fallback_active',
-  'tasker_mode_switches_total',
-  'tasker_event_processing_duration_seconds',
-  'tasker_polling_cycles_total',
-  'tasker_polling_messages_processed_total',
-  'tasker_polling_messages_found_total',
-  'tasker_polling_duration_seconds',
-  'tasker_polling_errors_total',
-  'tasker_step_discovery_duration_seconds',
-  'tasker_step_enqueue_to_start_seconds',
-] as const;
+/** Drains and polling cycles: 1 ms to 10 s. */
+const DRAIN_DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** Step run times: 5 ms to 5 minutes (a step's default timeout is 30 s). */
 const STEP_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -92,6 +94,14 @@ export class TaskerMetrics {
   readonly httpRequestDuration: Histogram<'method' | 'route'>;
   readonly stalenessRuns: Counter<'outcome'>;
   readonly stalenessTasksMoved: Counter;
+  readonly modeSwitches: Counter<'mode' | 'to'>;
+  readonly pollingCycles: Counter<'mode' | 'queue'>;
+  readonly pollingMessagesFound: Counter<'mode' | 'queue'>;
+  readonly pollingMessagesProcessed: Counter<'mode' | 'queue'>;
+  readonly pollingErrors: Counter<'mode' | 'queue'>;
+  readonly pollingDuration: Histogram<'mode' | 'queue'>;
+  readonly eventProcessingDuration: Histogram<'mode'>;
+  readonly stepDiscoveryDuration: Histogram<'role'>;
   readonly #collectionErrors: Counter<'source'>;
   readonly #logger: Logger;
 
@@ -150,6 +160,57 @@ export class TaskerMetrics {
       help: 'Tasks the staleness detector of this process moved to error (and dead-lettered).',
       registers,
     });
+    this.modeSwitches = new Counter({
+      name: 'tasker_mode_switches_total',
+      help: 'Hybrid switches between event-driven delivery and active polling fallback (to = polling_fallback | events).',
+      labelNames: ['mode', 'to'],
+      registers,
+    });
+    this.pollingCycles = new Counter({
+      name: 'tasker_polling_cycles_total',
+      help: 'Polling cycles run (PollingOnly, and Hybrid polls that were not skipped), by queue.',
+      labelNames: ['mode', 'queue'],
+      registers,
+    });
+    this.pollingMessagesFound = new Counter({
+      name: 'tasker_polling_messages_found_total',
+      help: 'Messages found by polling cycles (work that notifications did not deliver first).',
+      labelNames: ['mode', 'queue'],
+      registers,
+    });
+    this.pollingMessagesProcessed = new Counter({
+      name: 'tasker_polling_messages_processed_total',
+      help: 'Messages found by polling cycles and handled.',
+      labelNames: ['mode', 'queue'],
+      registers,
+    });
+    this.pollingErrors = new Counter({
+      name: 'tasker_polling_errors_total',
+      help: 'Polling cycles that failed (retried after the error backoff).',
+      labelNames: ['mode', 'queue'],
+      registers,
+    });
+    this.pollingDuration = new Histogram({
+      name: 'tasker_polling_duration_seconds',
+      help: 'Duration of a polling cycle.',
+      labelNames: ['mode', 'queue'],
+      buckets: DRAIN_DURATION_BUCKETS,
+      registers,
+    });
+    this.eventProcessingDuration = new Histogram({
+      name: 'tasker_event_processing_duration_seconds',
+      help: 'From a notification-triggered drain starting to its work being handled.',
+      labelNames: ['mode'],
+      buckets: DRAIN_DURATION_BUCKETS,
+      registers,
+    });
+    this.stepDiscoveryDuration = new Histogram({
+      name: 'tasker_step_discovery_duration_seconds',
+      help: 'Round trip that applies step results and finds and enqueues the steps they make ready (worker inline or orchestrator).',
+      labelNames: ['role'],
+      buckets: DRAIN_DURATION_BUCKETS,
+      registers,
+    });
     this.#collectionErrors = new Counter({
       name: 'tasker_metrics_collection_errors_total',
       help: 'Scrape-time metric sources that failed; their metrics keep their previous value.',
@@ -181,6 +242,52 @@ export class TaskerMetrics {
     if (outcome !== 'success') {
       this.stepErrors.inc({ namespace, step, error_type: boundedLabel(errorType ?? outcome) });
     }
+  }
+
+  /** A Hybrid switch to polling fallback or back to events. */
+  recordModeSwitch(mode: DeploymentMode, to: 'polling_fallback' | 'events' = 'polling_fallback'): void {
+    this.modeSwitches.inc({ mode: modeLabel(mode), to });
+  }
+
+  /** What a queue consumer of `mode` reports: polling cycles and event-driven drains. */
+  consumerMetrics(mode: DeploymentMode): ConsumerMetrics {
+    const label = modeLabel(mode);
+    return {
+      pollCycle: (queue, seconds, found, processed) => {
+        this.pollingCycles.inc({ mode: label, queue });
+        this.pollingDuration.observe({ mode: label, queue }, seconds);
+        if (found > 0) this.pollingMessagesFound.inc({ mode: label, queue }, found);
+        if (processed > 0) this.pollingMessagesProcessed.inc({ mode: label, queue }, processed);
+      },
+      pollError: (queue) => this.pollingErrors.inc({ mode: label, queue }),
+      eventProcessed: (seconds) => this.eventProcessingDuration.observe({ mode: label }, seconds),
+    };
+  }
+
+  /**
+   * The role's coordination, read at scrape: tasker_polling_fallback_active{mode} and
+   * tasker_event_listener_lag_ms{mode} (the last heartbeat NOTIFY's trip through PostgreSQL).
+   */
+  collectCoordination(monitor: CoordinationMonitor): void {
+    const mode = modeLabel(monitor.mode);
+    new Gauge({
+      name: 'tasker_polling_fallback_active',
+      help: 'Hybrid: 1 while polling is the active path because listeners failed or lag; 0 otherwise.',
+      labelNames: ['mode'],
+      registers: [this.registry],
+      collect() {
+        this.set({ mode }, monitor.fallbackActive ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'tasker_event_listener_lag_ms',
+      help: 'Time the last heartbeat NOTIFY took to reach the LISTEN connection (-1 before the first).',
+      labelNames: ['mode'],
+      registers: [this.registry],
+      collect() {
+        this.set({ mode }, monitor.status().eventListeners.lagMs ?? -1);
+      },
+    });
   }
 
   /** tasker_database_pool_{active,idle,max,waiting}, read from the pool at scrape. */
@@ -230,7 +337,8 @@ export class TaskerMetrics {
    * tasker_listener_reconnections_total and tasker_event_notifications_received_total. The counters follow the
    * listener's own monotonic counts; `read` returns null while there is no listener (its metrics stay as they are).
    */
-  collectListener(mode: string, read: () => ListenerSample | null): void {
+  collectListener(deploymentMode: DeploymentMode, read: () => ListenerSample | null): void {
+    const mode = modeLabel(deploymentMode);
     new Gauge({
       name: 'tasker_event_listener_active',
       help: 'Whether the LISTEN connection is up (1) or not (0); mode is the deployment mode.',
@@ -333,6 +441,65 @@ export class TaskerMetrics {
           }
         })();
         return inFlight;
+      },
+    });
+  }
+
+  /**
+   * The circuit breakers, read at scrape: tasker_circuit_breaker_state{name,state} (1 for the current state,
+   * 0 for the other two), tasker_circuit_breaker_consecutive_failures{name}, and the counters
+   * tasker_circuit_breaker_transitions_total{name,to} and tasker_circuit_breaker_rejected_calls_total{name},
+   * which follow the breakers' own monotonic counts (every series exists from the first scrape, at 0).
+   */
+  collectCircuitBreakers(read: () => readonly CircuitBreakerSample[]): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'tasker_circuit_breaker_state',
+      help: 'Circuit breaker state: 1 for the current state (closed, open, half_open), 0 for the others.',
+      labelNames: ['name', 'state'],
+      registers,
+      collect() {
+        for (const sample of read()) {
+          for (const state of CIRCUIT_STATES) {
+            this.set({ name: sample.name, state }, sample.state === state ? 1 : 0);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'tasker_circuit_breaker_consecutive_failures',
+      help: 'Connection failures in a row counted by the breaker (it opens at error_threshold).',
+      labelNames: ['name'],
+      registers,
+      collect() {
+        for (const sample of read()) this.set({ name: sample.name }, sample.consecutiveFailures);
+      },
+    });
+    const counted = new Map<string, number>();
+    /** Adds what a monotonic count grew by since the last scrape. */
+    const follow = (counter: Counter<string>, labels: Record<string, string>, now: number): void => {
+      const key = JSON.stringify(labels);
+      counter.inc(labels, Math.max(0, now - (counted.get(key) ?? 0)));
+      counted.set(key, now);
+    };
+    new Counter({
+      name: 'tasker_circuit_breaker_transitions_total',
+      help: 'Circuit breaker transitions, by the state entered (to = open, half_open, closed).',
+      labelNames: ['name', 'to'],
+      registers,
+      collect() {
+        for (const sample of read()) {
+          for (const to of CIRCUIT_STATES) follow(this, { name: sample.name, to }, sample.transitions[to]);
+        }
+      },
+    });
+    new Counter({
+      name: 'tasker_circuit_breaker_rejected_calls_total',
+      help: 'Calls an open circuit breaker refused at once (TASKER_CIRCUIT_OPEN) instead of waiting on the dependency.',
+      labelNames: ['name'],
+      registers,
+      collect() {
+        for (const sample of read()) follow(this, { name: sample.name }, sample.rejectedCalls);
       },
     });
   }

@@ -1,13 +1,22 @@
 import { hostname } from 'node:os';
 import { v7 as uuidv7 } from 'uuid';
 import type { Database } from '../db/database.ts';
-import { processOrchestrationQueues } from '../db/queries/orchestrationQueues.ts';
+import { processFinalizationRequests, processStepResults } from '../db/queries/orchestrationQueues.ts';
 import { isTaskerError } from '../domain/errors.ts';
 import type { MessagingProvider } from '../messaging/messagingProvider.ts';
-import { WakeupLoop } from '../messaging/wakeupLoop.ts';
+import type { CoordinationMonitor } from '../coordination/coordinationMonitor.ts';
+import type { ListenerStateSource } from '../coordination/coordinationMonitor.ts';
+import { defaultCoordination } from '../coordination/coordinationSettings.ts';
+import type { OrchestrationCoordination } from '../coordination/coordinationSettings.ts';
+import { ExecutorPool } from '../coordination/executorPool.ts';
+import type { ExecutorPoolSettings, ExecutorPoolSnapshot } from '../coordination/executorPool.ts';
+import { roleMonitor } from '../coordination/roleMonitor.ts';
+import { QueueConsumer } from '../coordination/queueConsumer.ts';
+import type { DrainReport, DrainTrigger } from '../coordination/queueConsumer.ts';
 import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
 import type { TaskerMetrics } from '../observability/metrics.ts';
+import type { TaskerTracing } from '../observability/tracing.ts';
 import { createTask } from './taskInitializer.ts';
 
 export const STEP_RESULTS_QUEUE = 'orchestration_step_results';
@@ -18,35 +27,71 @@ export interface OrchestratorOptions {
   db: Database;
   provider: MessagingProvider;
   logger?: Logger;
-  /** Messages read per queue read. @defaultValue 50 */
+  /** Messages read per queue read when woken by a notification. @defaultValue 50 */
   batchSize?: number;
   /** Seconds a read message stays hidden while it is processed. @defaultValue 30 */
   visibilityTimeoutSeconds?: number;
-  /** LISTEN for queue notifications. @defaultValue true */
+  /**
+   * Deployment mode and its settings (services: `orchestrationCoordination(config)`). Without it: Hybrid,
+   * listening unless `listen` is false, polling every `pollIntervalMs`.
+   */
+  coordination?: OrchestrationCoordination;
+  /** LISTEN for queue notifications (only without `coordination`). @defaultValue true */
   listen?: boolean;
-  /** Safety-net polling of the three queues; null disables. @defaultValue 1000 */
+  /** Safety-net polling of the three queues, null disables (only without `coordination`). @defaultValue 1000 */
   pollIntervalMs?: number | null;
-  /** Counts tasks created from orchestration_task_requests. @defaultValue none */
+  /** The LISTEN connection's state, for Hybrid's fallback decision and health. @defaultValue the provider's */
+  listenerState?: ListenerStateSource;
+  /** Concurrency of the three stages. @defaultValue one drain at a time each */
+  executorPools?: Partial<Record<OrchestrationStage, Omit<ExecutorPoolSettings, 'name'>>>;
+  /** How often the executor pools sample their queue's depth. @defaultValue 1000 */
+  poolSampleIntervalMs?: number;
+  /** Counts tasks created from orchestration_task_requests, and the mode's metrics. @defaultValue none */
   metrics?: TaskerMetrics;
+  /** Traces tasks created from orchestration_task_requests. @defaultValue none: no spans */
+  tracing?: TaskerTracing;
 }
+
+/** The orchestration stages, each consuming one queue with an executor pool of its own. */
+export type OrchestrationStage = 'task_initializer' | 'result_processor' | 'step_enqueuer';
+
+const STAGE_QUEUES: Record<OrchestrationStage, string> = {
+  task_initializer: TASK_REQUESTS_QUEUE,
+  result_processor: STEP_RESULTS_QUEUE,
+  step_enqueuer: FINALIZATIONS_QUEUE,
+};
 
 interface TaskRequestMessage {
   request_id?: string;
   task_request?: unknown;
+  /** The producer's W3C traceparent, linked from the task's root span. */
+  traceparent?: unknown;
+}
+
+interface Stage {
+  name: OrchestrationStage;
+  queue: string;
+  pool: ExecutorPool;
+  consumer: QueueConsumer;
 }
 
 /**
- * The orchestration role at library level: consumes its three queues (reference §6.1) — step results
- * (applied exactly once, next steps enqueued, tasks finalized), task requests from any producer (created
- * exactly like API requests), and finalization requests. Replicas need no coordination: every effect is a
- * compare-and-set inside one SQL function.
+ * The orchestration role at library level: consumes its three queues (reference §6.1), each as a stage with
+ * an executor pool of its own — task requests from any producer (task_initializer: created exactly like API
+ * requests), step results (result_processor: applied exactly once, next steps enqueued, tasks finalized) and
+ * finalization requests (step_enqueuer: ready steps enqueued, the task re-evaluated). How each stage learns
+ * of work is the deployment mode's business (QueueConsumer, CoordinationMonitor). Replicas need no
+ * coordination: every effect is a compare-and-set inside one SQL function.
  */
 export class Orchestrator {
   readonly processorUuid = uuidv7();
   readonly id = `${hostname()}-${process.pid}-orchestrator-${this.processorUuid.slice(-8)}`;
+  readonly monitor: CoordinationMonitor;
   private readonly options: OrchestratorOptions;
   private readonly logger: Logger;
-  private readonly loop: WakeupLoop;
+  private readonly stages: Stage[];
+  private readonly coordination: OrchestrationCoordination;
+  private sampler: NodeJS.Timeout | null = null;
 
   constructor(options: OrchestratorOptions) {
     this.options = options;
@@ -54,37 +99,124 @@ export class Orchestrator {
       component: 'orchestrator',
       processor_uuid: this.processorUuid,
     });
-    this.loop = new WakeupLoop({
+    this.coordination = options.coordination ?? libraryCoordination(options);
+    const metrics = options.metrics;
+    this.monitor = roleMonitor({
+      settings: this.coordination,
       provider: options.provider,
-      queues: [STEP_RESULTS_QUEUE, TASK_REQUESTS_QUEUE, FINALIZATIONS_QUEUE],
-      drain: () => this.drain(),
-      listen: options.listen ?? true,
-      pollIntervalMs: options.pollIntervalMs === undefined ? 1_000 : options.pollIntervalMs,
+      listenerState: options.listenerState,
       logger: this.logger,
+      metrics,
+    });
+    const consumerMetrics = metrics?.consumerMetrics(this.coordination.mode);
+    const intervals: Record<OrchestrationStage, number> = {
+      task_initializer: this.coordination.pollIntervalMs.taskRequests,
+      result_processor: this.coordination.pollIntervalMs.stepResults,
+      step_enqueuer: this.coordination.pollIntervalMs.finalizations,
+    };
+    this.stages = (Object.keys(STAGE_QUEUES) as OrchestrationStage[]).map((name) => {
+      const queue = STAGE_QUEUES[name];
+      const poolSettings = options.executorPools?.[name];
+      const pool = new ExecutorPool({
+        name,
+        minExecutors: poolSettings?.minExecutors ?? 1,
+        maxExecutors: poolSettings?.maxExecutors ?? 1,
+        highWatermark: poolSettings?.highWatermark ?? Number.POSITIVE_INFINITY,
+        lowWatermark: poolSettings?.lowWatermark ?? 0,
+      });
+      const consumer = new QueueConsumer({
+        name: queue,
+        provider: options.provider,
+        queues: [queue],
+        drain: (trigger) => this.drainStage(name, trigger),
+        monitor: this.monitor,
+        pollIntervalMs: intervals[name],
+        ...(name === 'result_processor' &&
+          !this.coordination.stepResultListeners && { listen: false, poll: true }),
+        pool,
+        logger: this.logger,
+        ...(consumerMetrics !== undefined && { metrics: consumerMetrics }),
+      });
+      return { name, queue, pool, consumer };
     });
   }
 
   /** Safe to call twice. */
   async start(): Promise<void> {
-    await this.loop.start();
-    this.logger.info('orchestrator started');
+    this.monitor.start();
+    for (const stage of this.stages) await stage.consumer.start();
+    if (this.options.executorPools !== undefined && this.sampler === null) {
+      this.sampler = setInterval(() => void this.sampleDepths(), this.options.poolSampleIntervalMs ?? 1_000);
+      this.sampler.unref();
+    }
+    this.logger.info(
+      {
+        deployment_mode: this.coordination.mode,
+        listen: this.coordination.listen,
+        poll: this.coordination.poll,
+      },
+      'orchestrator started',
+    );
   }
 
-  /** Finishes the batch in progress, then stops. Safe to call twice. */
+  /** Finishes the drains in progress, then stops. Safe to call twice. */
   async stop(): Promise<void> {
-    await this.loop.stop();
+    if (this.sampler !== null) clearInterval(this.sampler);
+    this.sampler = null;
+    this.monitor.stop();
+    await Promise.all(this.stages.map((stage) => stage.consumer.stop()));
   }
 
-  /** Handles everything waiting in the three queues now. */
+  /** The three stages' executor pools (for /health/detailed). */
+  executorSnapshots(): Record<OrchestrationStage, ExecutorPoolSnapshot> {
+    const entries = this.stages.map((stage) => [stage.name, stage.pool.snapshot()] as const);
+    return Object.fromEntries(entries) as Record<OrchestrationStage, ExecutorPoolSnapshot>;
+  }
+
+  /** Handles everything waiting in the three queues now (tests, tools). */
   async drain(): Promise<void> {
-    const batch = this.options.batchSize ?? 50;
+    for (const stage of this.stages) {
+      for (;;) {
+        const report = await this.drainStage(stage.name, 'wake');
+        if (!report.full) break;
+      }
+    }
+  }
+
+  private async drainStage(stage: OrchestrationStage, trigger: DrainTrigger): Promise<DrainReport> {
+    const batch = trigger === 'poll' ? this.coordination.batchSize : (this.options.batchSize ?? 50);
     const vt = this.options.visibilityTimeoutSeconds ?? 30;
-    for (;;) {
-      // Step results and finalizations are applied in SQL, in one round trip that also says whether task
-      // requests wait; those need TypeScript (validation, identity), so only then do we read them.
-      const pass = await processOrchestrationQueues(this.options.db, batch, vt, this.processorUuid);
-      const requests = pass.taskRequestsWaiting ? await this.processTaskRequests(batch, vt) : 0;
-      if (pass.stepResults < batch && requests < batch && pass.finalizations < batch) return;
+    let handled: number;
+    switch (stage) {
+      case 'result_processor': {
+        const started = performance.now();
+        handled = await processStepResults(this.options.db, batch, vt, this.processorUuid);
+        if (handled > 0) {
+          this.options.metrics?.stepDiscoveryDuration.observe(
+            { role: 'orchestration' },
+            (performance.now() - started) / 1000,
+          );
+        }
+        break;
+      }
+      case 'step_enqueuer':
+        handled = await processFinalizationRequests(this.options.db, batch, vt, this.processorUuid);
+        break;
+      case 'task_initializer':
+        handled = await this.processTaskRequests(batch, vt);
+        break;
+    }
+    return { found: handled, processed: handled, full: handled >= batch };
+  }
+
+  private async sampleDepths(): Promise<void> {
+    for (const stage of this.stages) {
+      try {
+        const depth = await this.options.provider.queueDepth(stage.queue);
+        stage.pool.observeDepth(depth.visible);
+      } catch (error) {
+        this.logger.debug({ err: error, queue: stage.queue }, 'queue depth sample failed');
+      }
     }
   }
 
@@ -104,6 +236,11 @@ export class Orchestrator {
           processorUuid: this.processorUuid,
           requestMsgId: message.id,
           ...(this.options.metrics !== undefined && { metrics: this.options.metrics }),
+          ...(this.options.tracing !== undefined && {
+            tracing: this.options.tracing,
+            source: 'queue' as const,
+            traceparent: (payload as TaskRequestMessage | null)?.traceparent,
+          }),
         });
       } catch (error) {
         if (!isTaskerError(error)) throw error;
@@ -123,4 +260,18 @@ export class Orchestrator {
     }
     return messages.length;
   }
+}
+
+/** Library use without a configuration: Hybrid (or polling only with listen: false), one interval for all. */
+function libraryCoordination(options: OrchestratorOptions): OrchestrationCoordination {
+  const interval = options.pollIntervalMs === undefined ? 1_000 : options.pollIntervalMs;
+  const base = defaultCoordination(interval);
+  const every = interval ?? 1_000;
+  return {
+    ...base,
+    listen: options.listen ?? true,
+    batchSize: options.batchSize ?? 50,
+    pollIntervalMs: { taskRequests: every, stepResults: every, finalizations: every },
+    stepResultListeners: true,
+  };
 }

@@ -5,6 +5,7 @@ import { insertTask } from '../db/queries/createTask.ts';
 import type { CreatedTask, NewStepRow } from '../db/queries/createTask.ts';
 import { listTemplateVersions } from '../db/queries/findTemplate.ts';
 import type { TaskerMetrics } from '../observability/metrics.ts';
+import type { TaskerTracing, TaskSource } from '../observability/tracing.ts';
 import { TemplateCache } from './templateCache.ts';
 import { sqlStateOf, SqlState } from '../db/sqlState.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.ts';
@@ -92,6 +93,12 @@ export interface CreateTaskOptions {
   requestMsgId?: string;
   /** Counts the created task (tasker_tasks_created_total). @defaultValue none */
   metrics?: TaskerMetrics;
+  /** Starts the task's trace (root span `tasker.task.create`). @defaultValue none: no span */
+  tracing?: TaskerTracing;
+  /** The requester's W3C traceparent (a header or message field), linked from the task's root span. */
+  traceparent?: unknown;
+  /** Recorded on the root span. @defaultValue 'library' */
+  source?: TaskSource;
 }
 
 /**
@@ -143,11 +150,24 @@ export async function createTask(
     ...(request.idempotency_key != null && { idempotencyKey: request.idempotency_key }),
   });
   const { steps, edges } = planSteps(template);
+  const taskUuid = uuidv7();
+  const correlationId = request.correlation_id ?? uuidv4();
+  const span = options.tracing?.startTaskCreate(
+    {
+      taskUuid,
+      namespace: template.namespace,
+      template: template.name,
+      version: template.version,
+      correlationId,
+      source: options.source ?? 'library',
+    },
+    options.traceparent,
+  );
   try {
     const created = await insertTask(
       db,
       {
-        task_uuid: uuidv7(),
+        task_uuid: taskUuid,
         named_task_uuid: namedTaskUuid,
         namespace_name: template.namespace,
         context: request.context,
@@ -157,7 +177,7 @@ export async function createTask(
         reason: request.reason ?? null,
         tags: request.tags,
         priority: request.priority,
-        correlation_id: request.correlation_id ?? uuidv4(),
+        correlation_id: correlationId,
         parent_correlation_id: request.parent_correlation_id ?? null,
         requested_at: request.requested_at ?? null,
         processor_uuid: options.processorUuid ?? null,
@@ -167,8 +187,10 @@ export async function createTask(
       options.requestMsgId,
     );
     options.metrics?.tasksCreated.inc({ namespace: template.namespace, template: template.name });
+    if (span !== undefined) options.tracing?.endTaskCreate(span, created);
     return created;
   } catch (error) {
+    if (span !== undefined) options.tracing?.failTaskCreate(span, error);
     if (
       sqlStateOf(error) === SqlState.uniqueViolation &&
       (error as { constraint?: string }).constraint === 'tasks_identity_hash_key'

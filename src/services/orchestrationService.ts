@@ -1,8 +1,8 @@
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { FastifyInstance } from 'fastify';
 import type { RunningGrpcServer } from '../api/grpc/grpcServer.ts';
 import { buildRestServer } from '../api/rest/server.ts';
 import type { LoadedConfig } from '../config/loadConfig.ts';
-import { listenerOptions } from '../config/runtimeOptions.ts';
 import type { Database } from '../db/database.ts';
 import { NotificationListener } from '../messaging/pgmq/notificationListener.ts';
 import { PgmqMessagingProvider } from '../messaging/pgmq/pgmqMessagingProvider.ts';
@@ -13,12 +13,15 @@ import { TaskerMetrics } from '../observability/metrics.ts';
 import { Orchestrator } from '../orchestration/orchestrator.ts';
 import { StalenessDetector, stalenessDetectorSettings } from '../orchestration/stalenessDetector.ts';
 import { TemplateCache } from '../orchestration/templateCache.ts';
+import { createServiceCircuitBreakers } from '../resilience/serviceCircuitBreakers.ts';
 import { parseBindAddress } from './bindAddress.ts';
+import { startServiceTracing } from './serviceTracing.ts';
 import { startServiceGrpc } from './serviceGrpc.ts';
 import { listenHttp } from './httpListener.ts';
 import { openServiceDatabase } from './openServiceDatabase.ts';
 import { orchestratorRuntimeOptions, templateCacheOptions } from './serviceOptions.ts';
 import { TASKER_VERSION } from './version.ts';
+import { workIntakeCheck } from './workIntakeCheck.ts';
 
 export interface OrchestrationServiceOptions {
   loaded: LoadedConfig;
@@ -34,6 +37,8 @@ export interface OrchestrationServiceOptions {
    * `[telemetry.metrics] enabled` is false. @defaultValue a new TaskerMetrics
    */
   metrics?: TaskerMetrics;
+  /** Where spans go instead of OTLP, when `[telemetry.tracing] enabled` (tests). @defaultValue OTLP/HTTP */
+  spanExporter?: SpanExporter;
 }
 
 export interface OrchestrationService {
@@ -58,21 +63,45 @@ export async function startOrchestrationService(
   const { loaded, logger } = options;
   const { config } = loaded;
   const ownsDb = options.db === undefined;
-  const db = options.db ?? (await openServiceDatabase(loaded));
-  // One LISTEN connection for the process: queue wake-ups and task-finished hints for waiting API clients.
-  const listener = new NotificationListener(db, { ...listenerOptions(config), logger });
-  const provider = new PgmqMessagingProvider(db, { listener, logger });
+  const directDb = options.db ?? (await openServiceDatabase(loaded));
+  // Work, the API, health checks and metrics reach the database and the queues through circuit breakers. The
+  // LISTEN connection uses the database directly: it reconnects with its own backoff.
+  const breakers = createServiceCircuitBreakers(config.circuit_breakers, logger);
+  const db = breakers.guardDatabase(directDb);
+  const runtime = orchestratorRuntimeOptions(config);
+  // One LISTEN connection for the process (none in PollingOnly): queue wake-ups and task-finished hints for
+  // waiting API clients.
+  const listener = runtime.coordination.listen
+    ? new NotificationListener(directDb, { ...runtime.coordination.listener, logger })
+    : null;
+  const provider = breakers.guardMessaging(
+    new PgmqMessagingProvider(directDb, {
+      ...(listener !== null && { listener }),
+      listenerOptions: runtime.coordination.listener,
+      logger,
+    }),
+  );
   const completions = new TaskCompletionWaiter(listener, logger);
   const metrics = config.telemetry.metrics.enabled
-    ? orchestrationMetrics(options.metrics ?? new TaskerMetrics({ logger }), db, listener, config)
+    ? (options.metrics ?? new TaskerMetrics({ logger }))
     : undefined;
+  const tracing = startServiceTracing({
+    telemetry: config.telemetry,
+    role: 'orchestration',
+    logger,
+    ...(options.spanExporter !== undefined && { exporter: options.spanExporter }),
+  });
   const orchestrator = new Orchestrator({
     db,
     provider,
     logger,
-    ...orchestratorRuntimeOptions(config),
+    ...runtime,
+    listenerState: () => listener?.state ?? null,
     ...(metrics !== undefined && { metrics }),
+    ...(tracing !== undefined && { tracing: tracing.tracing }),
   });
+  if (metrics !== undefined) orchestrationMetrics(metrics, db, listener, orchestrator, config);
+  metrics?.collectCircuitBreakers(() => breakers.snapshots());
   const staleness = config.orchestration.staleness.enabled
     ? new StalenessDetector({
         db,
@@ -99,8 +128,9 @@ export async function startOrchestrationService(
       await grpcServer?.stop();
       await completions.stop();
       await provider.close();
-      await listener.stop();
+      await listener?.stop();
       if (ownsDb) await db.close();
+      await tracing?.shutdown();
       logger.info('orchestration stopped');
     })());
 
@@ -119,24 +149,14 @@ export async function startOrchestrationService(
         version: TASKER_VERSION,
         taskCompletionWaiter: completions,
         ...(metrics !== undefined && { metrics }),
+        ...(tracing !== undefined && { tracing: tracing.tracing }),
         healthSources: {
-          deploymentMode: config.orchestration.deployment_mode,
-          listenerState: () => listener.state,
-          listenEnabled: config.orchestration.hybrid.enable_event_listeners,
-          pollingEnabled: config.orchestration.hybrid.enable_polling_fallback,
+          coordination: orchestrator.monitor,
+          executors: () => orchestrator.executorSnapshots(),
+          circuitBreakers: () => breakers.snapshots(),
         },
         readinessChecks: {
-          event_listener: () => {
-            const state = listener.state;
-            return Promise.resolve(
-              state.connected
-                ? { status: 'healthy' as const }
-                : {
-                    status: 'degraded' as const,
-                    message: `LISTEN connection ${state.status}; polling carries the work until it is back`,
-                  },
-            );
-          },
+          work_intake: workIntakeCheck(orchestrator.monitor),
           orchestration_system: () =>
             Promise.resolve(
               stopped === undefined
@@ -159,6 +179,7 @@ export async function startOrchestrationService(
       logger,
       bindAddress: options.grpcBindAddress,
       checks: {
+        work_intake: workIntakeCheck(orchestrator.monitor),
         orchestration_system: () =>
           Promise.resolve(
             stopped === undefined
@@ -196,11 +217,13 @@ export async function startOrchestrationService(
 function orchestrationMetrics(
   metrics: TaskerMetrics,
   db: Database,
-  listener: NotificationListener,
+  listener: NotificationListener | null,
+  orchestrator: Orchestrator,
   config: LoadedConfig['config'],
 ): TaskerMetrics {
   metrics.collectPool(() => db.poolStats());
-  metrics.collectListener(config.orchestration.deployment_mode, () => listener.state);
+  metrics.collectListener(config.orchestration.deployment_mode, () => listener?.state ?? null);
+  metrics.collectCoordination(orchestrator.monitor);
   metrics.collectQueueDepths(() => queueMetricsAll(db));
   metrics.collectActiveTasks(() => countActiveTasks(db));
   const finished = new TaskCompletionReader(db, { sinceMs: Date.now(), settleMs: TASK_COMPLETION_SETTLE_MS });

@@ -1,4 +1,5 @@
 import type { TaskerConfig } from '../config/schema.ts';
+import { orchestrationCoordination, workerCoordination } from '../coordination/coordinationSettings.ts';
 import type { OrchestratorOptions } from '../orchestration/orchestrator.ts';
 import type { TemplateCacheOptions } from '../orchestration/templateCache.ts';
 import type { WorkerOptions } from '../worker/worker.ts';
@@ -20,19 +21,28 @@ export function workerRuntimeOptions(config: TaskerConfig) {
     leaseSeconds: config.pgmq.visibility_timeout_seconds,
     shutdownTimeoutMs: worker.shutdown_timeout_ms,
     applyResultsInline: worker.apply_results_inline,
-    listen: worker.hybrid.enable_event_listeners,
-    pollIntervalMs: worker.hybrid.enable_polling_fallback ? worker.hybrid.polling_interval_ms : null,
+    coordination: workerCoordination(config),
   } satisfies Partial<WorkerOptions>;
 }
 
 /** `[orchestration]` and `[pgmq]` → the Orchestrator's own settings. */
 export function orchestratorRuntimeOptions(config: TaskerConfig) {
-  const orchestration = config.orchestration;
+  // Each stage's drains hold a pool connection: no stage may take more than half of the pool, so the API
+  // and the other stages always find one.
+  const poolCap = Math.max(1, Math.floor(config.database.max_connections / 2));
+  const pool = (settings: TaskerConfig['executor_pools']['task_initializer']) => ({
+    minExecutors: Math.min(settings.min_executors, poolCap),
+    maxExecutors: Math.min(settings.max_executors, poolCap),
+    highWatermark: settings.queue_high_watermark,
+    lowWatermark: settings.queue_low_watermark,
+  });
   return {
     visibilityTimeoutSeconds: config.pgmq.visibility_timeout_seconds,
-    listen: orchestration.hybrid.enable_event_listeners,
-    pollIntervalMs: orchestration.hybrid.enable_polling_fallback
-      ? orchestration.hybrid.polling_interval_ms
-      : null,
+    coordination: orchestrationCoordination(config),
+    executorPools: {
+      task_initializer: pool(config.executor_pools.task_initializer),
+      result_processor: pool(config.executor_pools.result_processor),
+      step_enqueuer: pool(config.executor_pools.step_enqueuer),
+    },
   } satisfies Partial<OrchestratorOptions>;
 }

@@ -2,12 +2,14 @@ import { fastify } from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import { registerMetricsRoute } from '../api/rest/routes/metricsRoute.ts';
 import {
-  canReceiveWork,
+  circuitBreakerStates,
+  circuitBreakersSection,
   componentStatus,
   databaseCheck,
   databaseSection,
   eventListenersSection,
   pollingSection,
+  workIntake,
 } from '../api/rest/healthReport.ts';
 import type { HealthSources } from '../api/rest/healthReport.ts';
 import type { Database } from '../db/database.ts';
@@ -50,17 +52,27 @@ export async function buildWorkerHttp(options: WorkerHttpOptions): Promise<Fasti
 
   const startedAt = Date.now();
   const sources = options.healthSources;
-  const intake = () =>
-    sources === undefined || canReceiveWork(sources)
-      ? { status: 'healthy' as const }
-      : {
-          status: 'unhealthy' as const,
-          message: `cannot receive work: LISTEN connection ${sources.listenerState()?.status ?? 'absent'} and polling disabled`,
-        };
-  /** Healthy only when the database answers, work can arrive and the worker is not shutting down. */
+  const intake = () => {
+    if (sources === undefined) return { status: 'healthy' as const };
+    const { canReceiveWork, problem } = workIntake(sources);
+    if (canReceiveWork) return { status: 'healthy' as const, ...(problem !== null && { message: problem }) };
+    return {
+      status: 'unhealthy' as const,
+      message: `cannot receive work: ${problem ?? 'no listener and no polling'}`,
+    };
+  };
+  /**
+   * Healthy only when the database answers, work can arrive, no circuit breaker is open and the worker is not
+   * shutting down.
+   */
   const overall = async () => {
     const database = await componentStatus(databaseCheck(options.db));
-    const healthy = database === 'healthy' && intake().status === 'healthy' && !options.isStopping();
+    // An open circuit breaker fails claims and results at once: no work gets done until it closes.
+    const healthy =
+      database === 'healthy' &&
+      intake().status === 'healthy' &&
+      !options.isStopping() &&
+      !circuitBreakerStates(sources).anyOpen;
     return { status: healthy ? ('healthy' as const) : ('unhealthy' as const), database };
   };
   const workerSummary = () => ({
@@ -85,12 +97,15 @@ export async function buildWorkerHttp(options: WorkerHttpOptions): Promise<Fasti
       version: options.version,
       uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
       ...(sources !== undefined && {
-        deployment_mode: sources.deploymentMode,
+        deployment_mode: sources.coordination.mode,
         event_listeners: eventListenersSection(sources),
         polling: pollingSection(sources),
       }),
+      ...(sources !== undefined &&
+        workIntake(sources).problem !== null && { message: workIntake(sources).problem }),
       work_intake: intake(),
       database: databaseSection(options.db, database),
+      circuit_breakers: circuitBreakersSection(sources),
       worker: { id: options.worker.id, ...workerSummary(), stopping: options.isStopping() },
     });
   });

@@ -1,7 +1,7 @@
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { FastifyInstance } from 'fastify';
 import type { RunningGrpcServer } from '../api/grpc/grpcServer.ts';
 import type { LoadedConfig } from '../config/loadConfig.ts';
-import { listenerOptions } from '../config/runtimeOptions.ts';
 import type { Database } from '../db/database.ts';
 import type { TaskTemplate } from '../domain/template/taskTemplate.ts';
 import { loadTemplates } from '../domain/template/templateLoader.ts';
@@ -11,13 +11,16 @@ import { workerQueueName } from '../messaging/queueName.ts';
 import { TaskerMetrics } from '../observability/metrics.ts';
 import type { StepHandlerDefinition } from '../worker/handlerApi.ts';
 import { Worker } from '../worker/worker.ts';
+import { createServiceCircuitBreakers } from '../resilience/serviceCircuitBreakers.ts';
 import { parseBindAddress } from './bindAddress.ts';
 import { startServiceGrpc } from './serviceGrpc.ts';
+import { startServiceTracing } from './serviceTracing.ts';
 import { loadHandlerModule } from './handlerModule.ts';
 import { listenHttp } from './httpListener.ts';
 import { openServiceDatabase } from './openServiceDatabase.ts';
 import { workerRuntimeOptions } from './serviceOptions.ts';
 import { TASKER_VERSION } from './version.ts';
+import { workIntakeCheck } from './workIntakeCheck.ts';
 import { buildWorkerHttp } from './workerHttp.ts';
 
 export interface WorkerServiceOptions {
@@ -37,6 +40,8 @@ export interface WorkerServiceOptions {
    * `[telemetry.metrics] enabled` is false. @defaultValue a new TaskerMetrics
    */
   metrics?: TaskerMetrics;
+  /** Where spans go instead of OTLP, when `[telemetry.tracing] enabled` (tests). @defaultValue OTLP/HTTP */
+  spanExporter?: SpanExporter;
 }
 
 export interface WorkerService {
@@ -65,11 +70,24 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
     options.templates ??
     (config.worker.template_paths.length === 0 ? [] : loadTemplates(config.worker.template_paths).templates);
   const ownsDb = options.db === undefined;
-  const db = options.db ?? (await openServiceDatabase(loaded));
-  const provider = new PgmqMessagingProvider(db, { listenerOptions: listenerOptions(config), logger });
+  const directDb = options.db ?? (await openServiceDatabase(loaded));
+  // Claims, results, heartbeats and health checks go through circuit breakers; the provider's LISTEN
+  // connection uses the database directly (it reconnects with its own backoff).
+  const breakers = createServiceCircuitBreakers(config.circuit_breakers, logger);
+  const db = breakers.guardDatabase(directDb);
+  const runtime = workerRuntimeOptions(config);
+  const provider = breakers.guardMessaging(
+    new PgmqMessagingProvider(directDb, { listenerOptions: runtime.coordination.listener, logger }),
+  );
   const metrics = config.telemetry.metrics.enabled
     ? (options.metrics ?? new TaskerMetrics({ logger }))
     : undefined;
+  const tracing = startServiceTracing({
+    telemetry: config.telemetry,
+    role: 'worker',
+    logger,
+    ...(options.spanExporter !== undefined && { exporter: options.spanExporter }),
+  });
   let worker: Worker;
   try {
     worker = new Worker({
@@ -79,17 +97,21 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
       templates,
       ...(config.worker.namespaces.length > 0 && { namespaces: config.worker.namespaces }),
       logger,
-      ...workerRuntimeOptions(config),
+      ...runtime,
       ...(metrics !== undefined && { metrics }),
+      ...(tracing !== undefined && { tracing: tracing.tracing }),
     });
   } catch (error) {
     await provider.close();
+    await tracing?.shutdown();
     if (ownsDb) await db.close();
     throw error;
   }
   if (metrics !== undefined) {
     metrics.collectPool(() => db.poolStats());
+    metrics.collectCircuitBreakers(() => breakers.snapshots());
     metrics.collectWorker(worker);
+    metrics.collectCoordination(worker.monitor);
     metrics.collectListener(
       config.worker.deployment_mode,
       () => provider.notificationListener?.state ?? null,
@@ -119,6 +141,7 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
         .catch((error: unknown) => logger.warn({ err: error }, 'closing the HTTP server failed'));
       await provider.close();
       if (ownsDb) await db.close();
+      await tracing?.shutdown();
       logger.info('worker stopped');
     })());
   try {
@@ -130,12 +153,7 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
         templates,
         version: TASKER_VERSION,
         isStopping: () => stopped !== undefined,
-        healthSources: {
-          deploymentMode: config.worker.deployment_mode,
-          listenerState: () => provider.notificationListener?.state ?? null,
-          listenEnabled: config.worker.hybrid.enable_event_listeners,
-          pollingEnabled: config.worker.hybrid.enable_polling_fallback,
-        },
+        healthSources: { coordination: worker.monitor, circuitBreakers: () => breakers.snapshots() },
         bodyLimitBytes: config.worker.web.body_limit_bytes,
         requestTimeoutMs: config.worker.web.request_timeout_ms,
         ...(metrics !== undefined && { metrics }),
@@ -152,6 +170,8 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
       logger,
       bindAddress: options.grpcBindAddress,
       checks: {
+        // Readiness means work can reach this worker: EventDrivenOnly with its listener down cannot take any.
+        work_intake: workIntakeCheck(worker.monitor),
         worker: () =>
           Promise.resolve(
             stopped === undefined

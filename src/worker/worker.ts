@@ -4,6 +4,13 @@ import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/database.ts';
 import { claimSteps } from '../db/queries/claimSteps.ts';
 import type { ClaimedStep } from '../db/queries/claimSteps.ts';
+import type { CoordinationMonitor } from '../coordination/coordinationMonitor.ts';
+import type { ListenerStateSource } from '../coordination/coordinationMonitor.ts';
+import { defaultCoordination } from '../coordination/coordinationSettings.ts';
+import type { WorkerCoordination } from '../coordination/coordinationSettings.ts';
+import { roleMonitor } from '../coordination/roleMonitor.ts';
+import { QueueConsumer } from '../coordination/queueConsumer.ts';
+import type { DrainReport, DrainTrigger } from '../coordination/queueConsumer.ts';
 import { completeManyAndClaim, poolIsBusy, signalSoon } from '../db/queries/completeStep.ts';
 import type { CompleteOutcome, PendingSignal } from '../db/queries/completeStep.ts';
 import { registerTemplate } from '../db/queries/registerTemplate.ts';
@@ -12,11 +19,11 @@ import { ValidationError } from '../domain/errors.ts';
 import type { TaskTemplate } from '../domain/template/taskTemplate.ts';
 import type { MessagingProvider } from '../messaging/messagingProvider.ts';
 import { workerQueueName } from '../messaging/queueName.ts';
-import { WakeupLoop } from '../messaging/wakeupLoop.ts';
 import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
 import { stepFailureOutcome } from '../observability/metrics.ts';
 import type { TaskerMetrics } from '../observability/metrics.ts';
+import type { TaskerTracing } from '../observability/tracing.ts';
 import type { StepHandlerDefinition } from './handlerApi.ts';
 import { HandlerRegistry } from './handlerRegistry.ts';
 import { executeStep } from './stepExecutor.ts';
@@ -45,15 +52,24 @@ export interface WorkerOptions {
    * @defaultValue true (it was false before migration 0006; the service configuration already defaulted to true)
    */
   applyResultsInline?: boolean;
-  /** @defaultValue true */
+  /**
+   * Deployment mode and its settings (services: `workerCoordination(config)`). Without it: Hybrid, listening
+   * unless `listen` is false, polling every `pollIntervalMs`.
+   */
+  coordination?: WorkerCoordination;
+  /** Only without `coordination`. @defaultValue true */
   listen?: boolean;
-  /** Safety-net polling; null disables. @defaultValue 1000 */
+  /** Safety-net polling, null disables (only without `coordination`). @defaultValue 1000 */
   pollIntervalMs?: number | null;
+  /** The LISTEN connection's state, for Hybrid's fallback decision and health. @defaultValue the provider's */
+  listenerState?: ListenerStateSource;
   /** How long stop() waits for running handlers before aborting them. @defaultValue 10000 */
   shutdownTimeoutMs?: number;
   logger?: Logger;
   /** Step outcomes, errors and durations are counted here (in memory; no SQL). @defaultValue none */
   metrics?: TaskerMetrics;
+  /** Each claimed step gets claim, execute and result spans in its task's trace. @defaultValue none */
+  tracing?: TaskerTracing;
 }
 
 interface RunningStep {
@@ -95,7 +111,9 @@ export class Worker {
   private readonly options: WorkerOptions;
   private readonly registry: HandlerRegistry;
   private readonly logger: Logger;
-  private readonly loop: WakeupLoop;
+  private readonly loop: QueueConsumer;
+  readonly monitor: CoordinationMonitor;
+  private readonly coordination: WorkerCoordination;
   private readonly running = new Map<string, RunningStep>();
   private readonly pendingSignals = new Set<Promise<void>>();
   /** Results waiting for the batch on its way, per namespace. */
@@ -127,13 +145,25 @@ export class Worker {
     setMaxListeners(this.capacity + 10, this.shutdown.signal);
     this.logger = (options.logger ?? silentLogger).child({ component: 'worker', worker_id: this.id });
     this.debugEnabled = this.logger.isLevelEnabled('debug');
-    this.loop = new WakeupLoop({
+    this.coordination = options.coordination ?? libraryCoordination(options);
+    const metrics = options.metrics;
+    this.monitor = roleMonitor({
+      settings: this.coordination,
+      provider: options.provider,
+      listenerState: options.listenerState,
+      logger: this.logger,
+      metrics,
+    });
+    const consumerMetrics = metrics?.consumerMetrics(this.coordination.mode);
+    this.loop = new QueueConsumer({
+      name: this.namespaces.map(workerQueueName).join(','),
       provider: options.provider,
       queues: this.namespaces.map(workerQueueName),
-      drain: () => this.drain(),
-      listen: options.listen ?? true,
-      pollIntervalMs: options.pollIntervalMs === undefined ? 1_000 : options.pollIntervalMs,
+      drain: (trigger) => this.drainFor(trigger),
+      monitor: this.monitor,
+      pollIntervalMs: this.coordination.pollIntervalMs,
       logger: this.logger,
+      ...(consumerMetrics !== undefined && { metrics: consumerMetrics }),
     });
   }
 
@@ -150,8 +180,18 @@ export class Worker {
     for (const namespace of this.namespaces)
       await this.options.provider.ensureQueue(workerQueueName(namespace));
     this.started = true;
+    this.monitor.start();
     await this.loop.start();
-    this.logger.info({ namespaces: this.namespaces, capacity: this.capacity }, 'worker started');
+    this.logger.info(
+      {
+        namespaces: this.namespaces,
+        capacity: this.capacity,
+        deployment_mode: this.coordination.mode,
+        listen: this.coordination.listen,
+        poll: this.coordination.poll,
+      },
+      'worker started',
+    );
   }
 
   /**
@@ -161,6 +201,7 @@ export class Worker {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.monitor.stop();
     await this.loop.stop();
     const deadline = this.options.shutdownTimeoutMs ?? 10_000;
     const drained = await Promise.race([
@@ -193,17 +234,27 @@ export class Worker {
    * it again (a message sent meanwhile comes with its own wake-up).
    */
   async drain(): Promise<void> {
+    await this.drainFor('wake');
+  }
+
+  /** A poll-triggered drain reads at most `batch_size` per claim (PollingOnly's and Hybrid's polling). */
+  private async drainFor(trigger: DrainTrigger): Promise<DrainReport> {
     const lease = this.options.leaseSeconds ?? 30;
+    const perRead = trigger === 'poll' ? this.coordination.batchSize : Number.POSITIVE_INFINITY;
     const exhausted = new Set<string>();
+    let found = 0;
     while (!this.stopping && this.running.size < this.capacity && exhausted.size < this.namespaces.length) {
       const namespace = this.namespaces[this.nextNamespace % this.namespaces.length] ?? '';
       this.nextNamespace += 1;
       if (exhausted.has(namespace)) continue;
-      const room = this.capacity - this.running.size;
+      const room = Math.min(this.capacity - this.running.size, perRead);
       const claimed = await claimSteps(this.options.db, namespace, this.id, lease, room);
       if (claimed.length < room) exhausted.add(namespace);
+      found += claimed.length;
       for (const step of claimed) this.startStep(step, namespace);
     }
+    // Never "full": a worker takes only what its free slots allow, and a freed slot wakes it again.
+    return { found, processed: found, full: false };
   }
 
   private startStep(step: ClaimedStep, namespace: string): void {
@@ -241,27 +292,32 @@ export class Worker {
       () => {
         void this.options.provider.extendVisibility(queue, step.msgId, lease).then(
           (held) => {
-            if (!held)
-              this.logger.warn({ step_uuid: step.stepUuid, task_uuid: step.taskUuid }, 'step lease lost');
+            if (!held) this.logger.warn(stepLogFields(step), 'step lease lost');
           },
           (error: unknown) =>
-            this.logger.warn({ step_uuid: step.stepUuid, err: String(error) }, 'lease heartbeat failed'),
+            this.logger.warn({ ...stepLogFields(step), err: String(error) }, 'lease heartbeat failed'),
         );
       },
       this.options.heartbeatIntervalMs ?? Math.max(100, (lease * 1000) / 3),
     );
     heartbeat.unref();
     let outcome: StepOutcome;
+    const spans = this.options.tracing?.startStep(step, namespace, this.id, queue);
     try {
-      outcome = await executeStep(step, this.registry.get(step.handlerCallable), {
-        namespace,
-        defaultTimeoutMs: this.options.defaultTimeoutMs ?? 30_000,
-        shutdownSignal: this.shutdown.signal,
-      });
+      const execute = (): Promise<StepOutcome> =>
+        executeStep(step, this.registry.get(step.handlerCallable), {
+          namespace,
+          defaultTimeoutMs: this.options.defaultTimeoutMs ?? 30_000,
+          shutdownSignal: this.shutdown.signal,
+        });
+      outcome = await (spans === undefined ? execute() : spans.execute(execute));
     } finally {
       clearInterval(heartbeat);
     }
-    if (this.shutdown.signal.aborted) return false;
+    if (this.shutdown.signal.aborted) {
+      spans?.end(outcome, 'interrupted');
+      return false;
+    }
     const metrics = this.options.metrics;
     if (metrics !== undefined) {
       if (outcome.success) {
@@ -276,7 +332,11 @@ export class Worker {
         );
       }
     }
-    const { outcome: result, refilled } = await this.storeOutcome(step, namespace, outcome);
+    const store = (): Promise<StoreResult> => this.storeOutcome(step, namespace, outcome);
+    const { outcome: result, refilled } = await (spans === undefined
+      ? store()
+      : spans.storeResult(this.options.applyResultsInline ?? true, store));
+    spans?.end(outcome, result);
     if (this.debugEnabled) {
       this.logger.debug(
         {
@@ -342,6 +402,7 @@ export class Worker {
         // Every step of the batch still holds its slot; their slots and any other free one are the room.
         const room = this.stopping ? 0 : this.capacity - this.running.size + batch.length;
         const batchesInFlight = this.flushing.get(namespace) ?? 1;
+        const storing = performance.now();
         const { outcomes, claimed, signals } = await completeManyAndClaim(
           this.options.db,
           batch.map(({ step, outcome }) => ({
@@ -361,6 +422,10 @@ export class Worker {
             // Alone on the pool, the signal rides in the commit (quickest); otherwise it goes after it.
             deferSignal: batchesInFlight > 1 || poolIsBusy(this.options.db),
           },
+        );
+        this.options.metrics?.stepDiscoveryDuration.observe(
+          { role: 'worker' },
+          (performance.now() - storing) / 1000,
         );
         // These slots are free now; the steps claimed for them (and for any other free slot) take over.
         for (const { step } of batch) this.release(step);
@@ -384,11 +449,7 @@ export class Worker {
           // The leases will expire and another worker will run the steps again.
           for (const { step } of batch) {
             this.logger.error(
-              {
-                step_uuid: step.stepUuid,
-                task_uuid: step.taskUuid,
-                err: error instanceof Error ? error.message : String(error),
-              },
+              { ...stepLogFields(step), err: error instanceof Error ? error.message : String(error) },
               'could not store step result',
             );
             results.set(step, { outcome: 'unstored', refilled: false });
@@ -406,4 +467,20 @@ export class Worker {
     this.pendingSignals.add(sent);
     void sent.finally(() => this.pendingSignals.delete(sent));
   }
+}
+
+/** Library use without a configuration: Hybrid (or polling only with listen: false). */
+function libraryCoordination(options: WorkerOptions): WorkerCoordination {
+  const interval = options.pollIntervalMs === undefined ? 1_000 : options.pollIntervalMs;
+  return {
+    ...defaultCoordination(interval),
+    listen: options.listen ?? true,
+    batchSize: options.maxConcurrentHandlers ?? 10,
+    pollIntervalMs: interval ?? 1_000,
+  };
+}
+
+/** The fields that tie a log line to its step: correlation_id, task_uuid, step_uuid. */
+function stepLogFields(step: ClaimedStep): Record<string, string> {
+  return { correlation_id: step.correlationId, task_uuid: step.taskUuid, step_uuid: step.stepUuid };
 }

@@ -12,7 +12,7 @@ import { TaskerClient } from '../../src/client/taskerClient.ts';
 import type { TaskView } from '../../src/client/taskerClient.ts';
 import type { Database } from '../../src/db/database.ts';
 import { HAPPY_PATHS } from '../helpers/engine/exampleExpectations.ts';
-import { historyProblems } from '../helpers/engine/inspect.ts';
+import { assertAppliedOnce, awaitTerminal, stepValues } from '../helpers/e2e/clusterChecks.ts';
 import { sleep } from '../helpers/engine/wait.ts';
 import {
   errorLogs,
@@ -25,8 +25,6 @@ import { HOSTILE_CASES, TASK } from '../helpers/hostileRequests.ts';
 import { GrpcTestScope, unary } from '../helpers/grpcClients.ts';
 import { createTestDatabase } from '../helpers/testDatabase.ts';
 import type { TestDatabase } from '../helpers/testDatabase.ts';
-
-const TERMINAL = ['complete', 'error', 'cancelled', 'resolved_manually'];
 
 const WORKFLOWS = [
   ...HAPPY_PATHS.map((path) => ({
@@ -46,57 +44,6 @@ const WORKFLOWS = [
   { name: 'permanent_error', namespace: 'resilience', context: {}, status: 'error', values: {} },
   { name: 'mixed_outcomes', namespace: 'resilience', context: {}, status: 'error', values: {} },
 ];
-
-function stepValues(task: TaskView): Record<string, unknown> {
-  return Object.fromEntries(
-    (task.steps ?? [])
-      .filter((s) => s.status === 'complete')
-      .map((s) => [s.name, (s.result as { value?: unknown } | null)?.value]),
-  );
-}
-
-async function awaitTerminal(client: TaskerClient, taskUuid: string, timeoutMs = 60_000): Promise<TaskView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const task = await client.getTask(taskUuid);
-    if (TERMINAL.includes(task.status)) return task;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `task ${taskUuid} is still ${task.status} after ${timeoutMs} ms: ` +
-          (task.steps ?? []).map((s) => `${s.name}=${s.status}(${s.attempts})`).join(', '),
-      );
-    }
-    await sleep(50);
-  }
-}
-
-/**
- * Exactly-once result application: every history is a valid chain of allowed transitions, no step or task
- * reached a terminal state twice, and no attempt of a step has two stored results.
- */
-async function assertAppliedOnce(db: Database, taskUuids: readonly string[]): Promise<void> {
-  for (const taskUuid of taskUuids) expect(await historyProblems(db, taskUuid), taskUuid).toEqual([]);
-  const twiceTerminal = await db.query<{ step: string; to_state: string; n: number }>(
-    `SELECT t.workflow_step_uuid AS step, t.to_state, count(*)::int AS n
-       FROM tasker.workflow_step_transitions t JOIN tasker.workflow_steps s USING (workflow_step_uuid)
-      WHERE s.task_uuid = ANY($1::uuid[]) AND t.to_state IN ('complete', 'error', 'cancelled', 'resolved_manually')
-      GROUP BY 1, 2 HAVING count(*) > 1
-     UNION ALL
-     SELECT t.task_uuid, t.to_state, count(*)::int
-       FROM tasker.task_transitions t
-      WHERE t.task_uuid = ANY($1::uuid[]) AND t.to_state IN ('complete', 'error', 'cancelled', 'resolved_manually')
-      GROUP BY 1, 2 HAVING count(*) > 1`,
-    [taskUuids],
-  );
-  expect(twiceTerminal.rows).toEqual([]);
-  const twiceStored = await db.query<{ step: string; attempt: number; n: number }>(
-    `SELECT workflow_step_uuid AS step, attempt, count(*)::int AS n
-       FROM tasker.workflow_step_result_audit WHERE task_uuid = ANY($1::uuid[])
-      GROUP BY 1, 2 HAVING count(*) > 1`,
-    [taskUuids],
-  );
-  expect(twiceStored.rows).toEqual([]);
-}
 
 /**
  * Results applied by the workers in their own commit (the default), or handed to orchestration through

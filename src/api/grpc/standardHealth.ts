@@ -5,11 +5,19 @@ import type { ServingStatus } from 'grpc-health-check';
 /** The name a client passes to grpc.health.v1.Health/Check for the health of the whole server. */
 export const OVERALL_HEALTH = '';
 
+/**
+ * The name for a liveness probe: SERVING for as long as the process answers at all. The other names follow
+ * readiness (NOT_SERVING while the database is down), which would make a liveness probe restart every pod
+ * during a database outage.
+ */
+export const LIVENESS_HEALTH = 'liveness';
+
 type Handlers = Record<string, grpc.UntypedHandleCall>;
 
 /**
  * The standard `grpc.health.v1.Health` service (what Kubernetes gRPC probes and grpc health-checking load
- * balancers call), answering for the whole server ("") and for each named service. Unknown names get
+ * balancers call), answering for the whole server ("") and for each named service (readiness), and for
+ * "liveness" (the process is up). Unknown names get
  * NOT_FOUND from Check and SERVICE_UNKNOWN from Watch, as the protocol says.
  *
  * The library's handlers serve the status map; around them, Check first refreshes the map (so a probe sees
@@ -23,9 +31,10 @@ export class StandardHealth {
 
   constructor(serviceNames: readonly string[]) {
     this.names = [OVERALL_HEALTH, ...serviceNames];
-    this.implementation = new HealthImplementation(
-      Object.fromEntries(this.names.map((name) => [name, 'NOT_SERVING' satisfies ServingStatus])),
-    );
+    this.implementation = new HealthImplementation({
+      ...Object.fromEntries(this.names.map((name) => [name, 'NOT_SERVING' satisfies ServingStatus])),
+      [LIVENESS_HEALTH]: 'SERVING' satisfies ServingStatus,
+    });
   }
 
   setServing(serving: boolean): void {

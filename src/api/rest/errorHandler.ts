@@ -8,6 +8,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorObject } from 'ajv';
 import { sqlStateOf, isConnectionError } from '../../db/sqlState.ts';
 import {
+  CircuitError,
   ConflictError,
   DatabaseError,
   NotFoundError,
@@ -41,6 +42,14 @@ function fromTaskerError(error: TaskerError): Mapped | undefined {
   if (error instanceof ValidationError) return { status: 400, ...base };
   if (error instanceof NotFoundError) return { status: 404, ...base };
   if (error instanceof ConflictError) return { status: 409, ...base };
+  // An open circuit breaker: answered at once, and the client learns when the trial calls start.
+  if (error instanceof CircuitError) {
+    return {
+      status: 503,
+      ...base,
+      headers: { 'retry-after': String(error.retryAfterSeconds) },
+    };
+  }
   if (error instanceof DatabaseError && error.code === 'TASKER_DATABASE_UNAVAILABLE') {
     return {
       status: 503,

@@ -1,19 +1,19 @@
-import type { DeploymentMode } from '../../config/schema.ts';
 import type { Database } from '../../db/database.ts';
-import type { ListenerState } from '../../messaging/pgmq/notificationListener.ts';
+import type { CoordinationMonitor } from '../../coordination/coordinationMonitor.ts';
+import type { ExecutorPoolSnapshot } from '../../coordination/executorPool.ts';
+import type { CircuitBreakerSnapshot } from '../../resilience/circuitBreaker.ts';
 
 // The pieces of /health and /health/detailed both services share: timed component checks and the sections
 // describing how the process learns of work (listener, polling) and its database pool.
 
 /** What a service tells its HTTP layer about how it learns of work. */
 export interface HealthSources {
-  deploymentMode: DeploymentMode;
-  /** The LISTEN connection's state; null when the process has none (listeners disabled, PollingOnly). */
-  listenerState: () => Readonly<ListenerState> | null;
-  /** Whether event listeners are configured (`[<role>.hybrid] enable_event_listeners`). */
-  listenEnabled: boolean;
-  /** Whether safety-net polling runs (`[<role>.hybrid] enable_polling_fallback`). */
-  pollingEnabled: boolean;
+  /** The role's deployment mode, listener and polling state (and Hybrid's fallback). */
+  coordination: CoordinationMonitor;
+  /** The orchestration stages' executor pools; absent on the worker. */
+  executors?: () => Record<string, ExecutorPoolSnapshot>;
+  /** The process's circuit breakers (database, message_queue). @defaultValue none */
+  circuitBreakers?: () => readonly CircuitBreakerSnapshot[];
 }
 
 export type ComponentStatus = 'healthy' | 'unhealthy';
@@ -44,31 +44,34 @@ export const messageQueueCheck = (db: Database, queue: string) => () =>
   db.query('SELECT queue_length FROM pgmq.metrics($1)', [queue]);
 
 export function eventListenersSection(sources: HealthSources) {
-  const state = sources.listenerState();
+  const { eventListeners } = sources.coordination.status();
   return {
-    enabled: sources.listenEnabled,
-    active: state?.connected ?? false,
-    status: state?.status ?? 'stopped',
-    channels: state?.channels.length ?? 0,
-    reconnects: state?.reconnects ?? 0,
-    backend_pid: state?.backendPid ?? null,
-    // Notification lag is not measured yet.
-    lag_ms: null,
+    enabled: eventListeners.enabled,
+    active: eventListeners.active,
+    status: eventListeners.status,
+    channels: eventListeners.channels,
+    lag_ms: eventListeners.lagMs,
+    notifications_verified: eventListeners.notificationsVerified,
+    reconnects: eventListeners.reconnects,
+    backend_pid: eventListeners.backendPid,
   };
 }
 
 export function pollingSection(sources: HealthSources) {
-  const connected = sources.listenerState()?.connected ?? false;
+  const { polling } = sources.coordination.status();
   return {
-    // Hybrid polls all the time as a safety net; PollingOnly has nothing else.
-    active: sources.pollingEnabled,
-    fallback_triggered: sources.pollingEnabled && sources.listenEnabled && !connected,
+    enabled: polling.enabled,
+    // Polling is what delivers work now: PollingOnly, or Hybrid in active fallback.
+    active: polling.active,
+    fallback_triggered: polling.fallbackTriggered,
+    mode_switches: polling.modeSwitches,
   };
 }
 
-/** Whether work can reach the process: a connected listener, or polling. */
-export function canReceiveWork(sources: HealthSources): boolean {
-  return sources.pollingEnabled || (sources.listenerState()?.connected ?? false);
+/** Whether work can reach the process, and if not (or only through polling) why. */
+export function workIntake(sources: HealthSources): { canReceiveWork: boolean; problem: string | null } {
+  const { canReceiveWork, problem } = sources.coordination.status();
+  return { canReceiveWork, problem };
 }
 
 export function databaseSection(db: Database, status: ComponentStatus) {
@@ -79,5 +82,52 @@ export function databaseSection(db: Database, status: ComponentStatus) {
     active_connections: Math.max(0, pool.total - pool.idle),
     idle: pool.idle,
     waiting: pool.waiting,
+  };
+}
+
+/**
+ * `circuit_breakers` of /health/detailed: each breaker by name with its state (closed, open, half_open), its
+ * counters and settings, and while open the seconds until trial calls.
+ */
+export function circuitBreakersSection(sources: HealthSources | undefined) {
+  const iso = (date: Date | null) => date?.toISOString() ?? null;
+  return Object.fromEntries(
+    (sources?.circuitBreakers?.() ?? []).map((breaker) => [
+      breaker.name,
+      {
+        state: breaker.state,
+        enabled: breaker.enabled,
+        consecutive_failures: breaker.consecutiveFailures,
+        error_threshold: breaker.errorThreshold,
+        timeout_seconds: breaker.timeoutSeconds,
+        half_open_timeout_seconds: breaker.halfOpenTimeoutSeconds,
+        opened_at: iso(breaker.openedAt),
+        half_open_at: iso(breaker.halfOpenAt),
+        trial_ends_at: iso(breaker.trialEndsAt),
+        retry_after_seconds: breaker.retryAfterSeconds,
+        rejected_calls: breaker.rejectedCalls,
+        transitions: breaker.transitions,
+        recent_transitions: breaker.recentTransitions.map((t) => ({
+          from: t.from,
+          to: t.to,
+          at: t.at.toISOString(),
+          reason: t.reason,
+        })),
+        last_error: breaker.lastError,
+        last_failure_at: iso(breaker.lastFailureAt),
+      },
+    ]),
+  );
+}
+
+/** Each breaker's state by name, for /health; a process with an open breaker is unhealthy. */
+export function circuitBreakerStates(sources: HealthSources | undefined): {
+  states: Record<string, string>;
+  anyOpen: boolean;
+} {
+  const snapshots = sources?.circuitBreakers?.() ?? [];
+  return {
+    states: Object.fromEntries(snapshots.map((breaker) => [breaker.name, breaker.state])),
+    anyOpen: snapshots.some((breaker) => breaker.state === 'open'),
   };
 }

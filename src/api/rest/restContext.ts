@@ -1,6 +1,7 @@
 import type { Database } from '../../db/database.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { TaskerMetrics } from '../../observability/metrics.ts';
+import type { TaskerTracing } from '../../observability/tracing.ts';
 import type { TemplateCache } from '../../orchestration/templateCache.ts';
 import type { TaskCompletionWaiter } from './taskCompletionWaiter.ts';
 
@@ -17,6 +18,8 @@ export interface RestContext {
   completionWaiter: TaskCompletionWaiter | undefined;
   /** Created tasks are counted here when set. */
   metrics: TaskerMetrics | undefined;
+  /** Created tasks start their trace here when set. */
+  tracing: TaskerTracing | undefined;
   /** The longest `?wait` honoured: it must end before the request timeout does. */
   maxWaitMs: number;
 }

@@ -12,6 +12,7 @@ import type { Database } from '../../db/database.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { silentLogger } from '../../observability/logger.ts';
 import type { TaskerMetrics } from '../../observability/metrics.ts';
+import type { TaskerTracing } from '../../observability/tracing.ts';
 import { TemplateCache } from '../../orchestration/templateCache.ts';
 import { ApiError, quoteInput } from './apiError.ts';
 import { sendError } from './errorHandler.ts';
@@ -62,6 +63,11 @@ export interface RestServerOptions {
    * @defaultValue none: no /metrics route, nothing counted
    */
   metrics?: TaskerMetrics;
+  /**
+   * POST /v1/tasks starts the task's trace here, linked to the request's `traceparent` header.
+   * @defaultValue none: no spans
+   */
+  tracing?: TaskerTracing;
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -94,6 +100,7 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
     backpressure: options.backpressure ?? defaultBackpressure(options.db),
     completionWaiter: options.taskCompletionWaiter,
     metrics: options.metrics,
+    tracing: options.tracing,
     maxWaitMs: Math.max(0, timeoutMs - 1_000),
   };
 

@@ -16,17 +16,28 @@ const RECHECK_MS = 1_000;
  */
 export class TaskCompletionWaiter {
   private readonly waiters = new Map<string, Set<() => void>>();
-  private readonly listener: NotificationListener;
+  private readonly listener: NotificationListener | null;
   private readonly logger: Logger;
+  private readonly recheckMs: number;
   private unsubscribe: (() => Promise<void>) | undefined;
   private offConnected: (() => void) | undefined;
 
-  constructor(listener: NotificationListener, logger: Logger = silentLogger) {
+  /**
+   * Without a listener (PollingOnly: no LISTEN at all) waiters re-read the task every `recheckMs`.
+   * @param options.recheckMs @defaultValue 1000 with a listener, 100 without
+   */
+  constructor(
+    listener: NotificationListener | null,
+    logger: Logger = silentLogger,
+    options: { recheckMs?: number } = {},
+  ) {
     this.listener = listener;
     this.logger = logger;
+    this.recheckMs = options.recheckMs ?? (listener === null ? 100 : RECHECK_MS);
   }
 
   async start(): Promise<void> {
+    if (this.listener === null) return;
     this.unsubscribe = await this.listener.subscribe(TASK_FINISHED_CHANNEL, (payload) => {
       const taskUuid = payload.split(':', 1)[0] ?? '';
       this.wake(taskUuid);
@@ -69,7 +80,7 @@ export class TaskCompletionWaiter {
       // A task created a moment ago cannot be finished yet (its first step has not even been claimed): skip
       // the first read, which would only compete with the worker for the database. Should it somehow have
       // finished before this line, the periodic re-check still answers.
-      await this.arm(taskUuid).wait(Math.min(timeoutMs, RECHECK_MS), signal);
+      await this.arm(taskUuid).wait(Math.min(timeoutMs, this.recheckMs), signal);
     }
     for (;;) {
       // Armed before the read, so a notification landing between the read and the wait is not missed.
@@ -86,7 +97,7 @@ export class TaskCompletionWaiter {
         woken.cancel();
         return value;
       }
-      await woken.wait(Math.min(left, RECHECK_MS), signal);
+      await woken.wait(Math.min(left, this.recheckMs), signal);
     }
   }
 

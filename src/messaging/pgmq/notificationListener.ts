@@ -22,6 +22,8 @@ export interface NotificationListenerOptions {
   reconnectBaseMs?: number;
   /** Cap on the reconnect delay. @defaultValue 30000 */
   reconnectMaxMs?: number;
+  /** Timeout opening the listen connection. @defaultValue the driver's */
+  connectTimeoutMs?: number;
   /** Give up (status `failed`) after this many failed attempts in a row. @defaultValue Infinity */
   maxReconnectAttempts?: number;
   logger?: Logger;
@@ -46,6 +48,11 @@ export interface ListenerState {
   notificationsVerified: boolean | null;
   lastError: string | null;
   backendPid: number | null;
+  /**
+   * Notification lag: how long the last heartbeat's NOTIFY (sent through the pool) took to arrive on the
+   * listen connection. null until one arrived; the heartbeat timeout when the last one never did.
+   */
+  lagMs: number | null;
 }
 
 export type NotificationHandler = (payload: string, channel: string) => void;
@@ -58,6 +65,7 @@ export class NotificationListener {
   private readonly reconnectBaseMs: number;
   private readonly reconnectMaxMs: number;
   private readonly maxReconnectAttempts: number;
+  private readonly connectTimeoutMs: number | undefined;
   private readonly logger: Logger;
   /** Private per listener, so no process wakes for another's heartbeats. */
   private readonly heartbeatChannel = `tasker_listener_heartbeat_${randomUUID().replace(/-/g, '')}`;
@@ -87,6 +95,7 @@ export class NotificationListener {
     notificationsVerified: null,
     lastError: null,
     backendPid: null,
+    lagMs: null,
   };
 
   constructor(db: Database, options: NotificationListenerOptions = {}) {
@@ -96,6 +105,7 @@ export class NotificationListener {
     this.reconnectBaseMs = options.reconnectBaseMs ?? 500;
     this.reconnectMaxMs = options.reconnectMaxMs ?? 30_000;
     this.maxReconnectAttempts = options.maxReconnectAttempts ?? Number.POSITIVE_INFINITY;
+    this.connectTimeoutMs = options.connectTimeoutMs;
     this.logger = options.logger ?? silentLogger;
   }
 
@@ -171,6 +181,7 @@ export class NotificationListener {
     const connection = this.connection;
     if (connection === null) return false;
     const token = `${++this.heartbeatSeq}`;
+    const sentAt = performance.now();
     const arrived = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
         this.heartbeatWaiters.delete(token);
@@ -191,6 +202,9 @@ export class NotificationListener {
     }
     const ok = await arrived;
     if (this.stopping || connection !== this.connection) return ok;
+    this.stateData.lagMs = ok
+      ? Math.round((performance.now() - sentAt) * 100) / 100
+      : this.heartbeatTimeoutMs;
     if (ok && this.stateData.notificationsVerified !== true) {
       if (this.stateData.notificationsVerified === false) this.logger.info('notifications arrive again');
       this.stateData.notificationsVerified = true;
@@ -214,10 +228,13 @@ export class NotificationListener {
   private async connect(): Promise<void> {
     let connection: ListenConnection | null = null;
     try {
-      connection = await this.db.openListenConnection({
-        onNotification: (channel, payload) => this.dispatch(channel, payload),
-        onLost: (error) => this.handleLost(connection, error),
-      });
+      connection = await this.db.openListenConnection(
+        {
+          onNotification: (channel, payload) => this.dispatch(channel, payload),
+          onLost: (error) => this.handleLost(connection, error),
+        },
+        this.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: this.connectTimeoutMs },
+      );
       if (this.stopping) {
         await connection.close();
         return;

@@ -227,6 +227,8 @@ describe('grpc.health.v1.Health', () => {
     state.report = unhealthyReport;
     expect(await check(health, '')).toBe('NOT_SERVING');
     expect(await check(health, TASKER)).toBe('NOT_SERVING');
+    // The liveness name does not follow readiness: a database outage must not restart the pod.
+    expect(await check(health, 'liveness')).toBe('SERVING');
 
     state.report = { status: 'degraded', checks: { database: { status: 'degraded' } } };
     expect(await check(health, '')).toBe('SERVING');
@@ -242,6 +244,7 @@ describe('grpc.health.v1.Health', () => {
     server.setServing(false);
     expect(await check(health, '')).toBe('NOT_SERVING');
     expect(await check(health, TASKER)).toBe('NOT_SERVING');
+    expect(await check(health, 'liveness')).toBe('SERVING');
     const ready = await unary<ReportMessage>(tasker, 'CheckReadiness');
     expect(ready.status).toBe('HEALTH_STATUS_UNHEALTHY');
     expect(ready.checks.serving?.message).toMatch(/shutting down/);

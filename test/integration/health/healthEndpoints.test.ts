@@ -88,12 +88,13 @@ describe('health endpoints', () => {
       timestamp: anyString,
       database: 'healthy',
       message_queue: 'healthy',
+      circuit_breakers: { database: 'closed', message_queue: 'closed' },
     });
     expect(Math.abs(Date.parse(body.timestamp as string) - Date.now())).toBeLessThan(60_000);
     expect((await get(`${orchestrationUrl}/health/live`)).status).toBe(200);
   });
 
-  it('orchestration /health/detailed: mode, listener, polling, pool, placeholders', async () => {
+  it('orchestration /health/detailed: mode, listener, polling, pool, executors', async () => {
     const { config } = loaded;
     const { status, body } = await waitFor(
       `${orchestrationUrl}/health/detailed`,
@@ -106,10 +107,13 @@ describe('health endpoints', () => {
       version: anyString,
       uptime_seconds: anyNumber,
       message_queue: 'healthy',
-      event_listeners: { active: true, status: 'connected', lag_ms: null },
+      event_listeners: { enabled: true, active: true, status: 'connected', notifications_verified: true },
+      // Hybrid with working listeners: polling is the safety net, not the active path.
       polling: {
-        active: config.orchestration.hybrid.enable_polling_fallback,
+        enabled: config.orchestration.hybrid.enable_polling_fallback,
+        active: false,
         fallback_triggered: false,
+        mode_switches: 0,
       },
       database: {
         status: 'healthy',
@@ -119,13 +123,41 @@ describe('health endpoints', () => {
         waiting: anyNumber,
       },
       circuit_breakers: {
-        implemented: false,
-        database: { state: 'closed' },
-        message_queue: { state: 'closed' },
+        database: {
+          state: 'closed',
+          enabled: config.circuit_breakers.database.enabled,
+          consecutive_failures: 0,
+          error_threshold: config.circuit_breakers.database.error_threshold,
+          timeout_seconds: config.circuit_breakers.database.timeout_seconds,
+          half_open_timeout_seconds: config.circuit_breakers.database.half_open_timeout_seconds,
+          opened_at: null,
+          retry_after_seconds: null,
+          rejected_calls: 0,
+          transitions: { closed: 0, open: 0, half_open: 0 },
+          recent_transitions: [],
+        },
+        message_queue: {
+          state: 'closed',
+          error_threshold: config.circuit_breakers.message_queue.error_threshold,
+          rejected_calls: 0,
+        },
       },
-      executors: { implemented: false },
+      executors: {
+        task_initializer: {
+          active: anyNumber,
+          min: config.executor_pools.task_initializer.min_executors,
+          max: Math.min(
+            config.executor_pools.task_initializer.max_executors,
+            config.database.max_connections / 2,
+          ),
+        },
+        result_processor: { active: anyNumber, limit: anyNumber },
+        step_enqueuer: { active: anyNumber, limit: anyNumber },
+      },
     });
     expect((body.event_listeners as Json).channels).toBeGreaterThan(0);
+    // The self-test's NOTIFY came back through PostgreSQL: its trip time is the listener lag.
+    expect((body.event_listeners as Json).lag_ms).toBeGreaterThanOrEqual(0);
   });
 
   it('worker /health and /health/detailed report a running slow step', async () => {
@@ -159,7 +191,7 @@ describe('health endpoints', () => {
       status: 'healthy',
       deployment_mode: loaded.config.worker.deployment_mode,
       event_listeners: { active: true },
-      polling: { active: loaded.config.worker.hybrid.enable_polling_fallback },
+      polling: { enabled: loaded.config.worker.hybrid.enable_polling_fallback, active: false },
       database: { status: 'healthy', pool_size: loaded.config.database.max_connections },
       worker: {
         id: worker.worker.id,
@@ -190,7 +222,12 @@ describe('worker without polling whose LISTEN connection dies', () => {
       (a) => (a.body.event_listeners as Json | undefined)?.active === true,
     );
     expect(before.status).toBe(200);
-    expect(before.body.polling).toEqual({ active: false, fallback_triggered: false });
+    expect(before.body.polling).toEqual({
+      enabled: false,
+      active: false,
+      fallback_triggered: false,
+      mode_switches: 0,
+    });
     const backendPid = (before.body.event_listeners as Json).backend_pid as number;
     expect(backendPid).toBeGreaterThan(0);
     expect((await get(`${url}/health`)).status).toBe(200);

@@ -3,6 +3,7 @@
  * complete, one that exhausts its retries, one that fails for good) run through an orchestration service and
  * a worker service; then /metrics of each is scraped, parsed, and its values compared with what ran.
  */
+import { modeLabel } from '../../../src/coordination/coordinationSettings.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import handlers from '../../../examples/handlers/index.ts';
 import { loadConfig } from '../../../src/config/loadConfig.ts';
@@ -13,63 +14,11 @@ import type { OrchestrationService } from '../../../src/services/orchestrationSe
 import { startWorkerService } from '../../../src/services/workerService.ts';
 import type { WorkerService } from '../../../src/services/workerService.ts';
 import { exampleTemplates } from '../../helpers/engine/fixtures.ts';
+import { has, scrape, total } from '../../helpers/prometheus.ts';
+import type { Scrape } from '../../helpers/prometheus.ts';
 import { useTestDatabase } from '../../helpers/testDatabase.ts';
 
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-interface Scrape {
-  contentType: string;
-  samples: Sample[];
-  types: Map<string, string>;
-}
-
-const SAMPLE_LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$/;
-const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
-
-/** The Prometheus text format, as much of it as prom-client writes: # TYPE lines and samples. */
-function parseExposition(text: string): Pick<Scrape, 'samples' | 'types'> {
-  const samples: Sample[] = [];
-  const types = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    if (line.startsWith('# TYPE ')) {
-      const [name, type] = line.slice('# TYPE '.length).split(' ');
-      if (name !== undefined && type !== undefined) types.set(name, type);
-      continue;
-    }
-    if (line === '' || line.startsWith('#')) continue;
-    const match = SAMPLE_LINE.exec(line);
-    if (match === null) throw new Error(`not a Prometheus sample line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const [, key, value] of (match[2] ?? '').matchAll(LABEL)) labels[key as string] = value as string;
-    samples.push({ name: match[1] as string, labels, value: Number(match[3]) });
-  }
-  return { samples, types };
-}
-
-async function scrape(baseUrl: string): Promise<Scrape> {
-  const response = await fetch(`${baseUrl}/metrics`);
-  expect(response.status).toBe(200);
-  return {
-    contentType: response.headers.get('content-type') ?? '',
-    ...parseExposition(await response.text()),
-  };
-}
-
-/** Sum of the samples of `name` whose labels include `labels`. */
-function total(scraped: Scrape, name: string, labels: Record<string, string> = {}): number {
-  return scraped.samples
-    .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
-    .reduce((sum, s) => sum + s.value, 0);
-}
-
-function has(scraped: Scrape, name: string): boolean {
-  return scraped.samples.some((s) => s.name === name);
-}
 
 async function postTask(baseUrl: string, body: Record<string, unknown>): Promise<string> {
   const response = await fetch(`${baseUrl}/v1/tasks`, {
@@ -178,7 +127,9 @@ describe('Prometheus metrics', () => {
     expect(has(scraped, 'tasker_database_pool_waiting')).toBe(true);
 
     expect(
-      total(scraped, 'tasker_event_listener_active', { mode: loaded.config.orchestration.deployment_mode }),
+      total(scraped, 'tasker_event_listener_active', {
+        mode: modeLabel(loaded.config.orchestration.deployment_mode),
+      }),
     ).toBe(1);
     expect(has(scraped, 'tasker_listener_reconnections_total')).toBe(true);
     // Queue wake-ups and task-finished hints arrived over LISTEN.
@@ -232,7 +183,9 @@ describe('Prometheus metrics', () => {
     expect(total(scraped, 'tasker_worker_capacity')).toBe(loaded.config.worker.max_concurrent_handlers);
     expect(total(scraped, 'tasker_database_pool_max')).toBe(loaded.config.database.max_connections);
     expect(
-      total(scraped, 'tasker_event_listener_active', { mode: loaded.config.worker.deployment_mode }),
+      total(scraped, 'tasker_event_listener_active', {
+        mode: modeLabel(loaded.config.worker.deployment_mode),
+      }),
     ).toBe(1);
     expect(total(scraped, 'tasker_queue_depth', { queue: 'worker_math_queue' })).toBe(0);
 

@@ -189,6 +189,7 @@ describe('seed snippets loaded over the shipped base', () => {
     const { database } = loaded.config;
     expect(database).toEqual({
       url: 'postgres://root@127.0.0.1:5432/tasker_development', // the snippet sets no url
+      listen_url: '',
       max_connections: 50,
       min_connections: 10,
       connection_timeout_ms: 5000,
@@ -203,6 +204,7 @@ describe('seed snippets loaded over the shipped base', () => {
       connectionTimeoutMs: 5000,
       idleTimeoutSeconds: 600,
       maxLifetimeSeconds: 1800,
+      listenUrl: '',
     });
     expect(loaded.provenance.get('database.query_cache.enabled')).toBe(
       'environments/production/database.toml',

@@ -3,12 +3,15 @@ import { TaskerError } from '../../../domain/errors.ts';
 import type { Logger } from '../../../observability/logger.ts';
 import type { RestContext } from '../restContext.ts';
 import {
+  circuitBreakerStates,
+  circuitBreakersSection,
   componentStatus,
   databaseCheck,
   databaseSection,
   eventListenersSection,
   messageQueueCheck,
   pollingSection,
+  workIntake,
 } from '../healthReport.ts';
 import type { HealthSources } from '../healthReport.ts';
 
@@ -59,6 +62,8 @@ const basicSchema = {
     timestamp: { type: 'string', format: 'date-time' },
     database: componentEnum,
     message_queue: componentEnum,
+    message: { type: 'string' },
+    circuit_breakers: { type: 'object', additionalProperties: { type: 'string' } },
   },
 } as const;
 
@@ -73,6 +78,7 @@ const detailedSchema = {
     version: { type: 'string' },
     uptime_seconds: { type: 'number' },
     deployment_mode: { type: 'string' },
+    message: { type: 'string' },
     message_queue: componentEnum,
     event_listeners: { type: 'object', additionalProperties: true },
     polling: { type: 'object', additionalProperties: true },
@@ -146,8 +152,18 @@ export function registerHealthRoutes(
       componentStatus(databaseCheck(ctx.db)),
       componentStatus(messageQueueCheck(ctx.db, PROBE_QUEUE)),
     ]);
-    const status = database === 'healthy' && messageQueue === 'healthy' ? 'healthy' : 'unhealthy';
-    return { status, database, messageQueue } as const;
+    // EventDrivenOnly with a failed or deaf listener gets no work at all: that is unhealthy too.
+    const intake = options.healthSources === undefined ? null : workIntake(options.healthSources);
+    // An open circuit breaker fails calls at once: the service cannot do its work until it closes.
+    const breakers = circuitBreakerStates(options.healthSources);
+    const status =
+      database === 'healthy' &&
+      messageQueue === 'healthy' &&
+      (intake?.canReceiveWork ?? true) &&
+      !breakers.anyOpen
+        ? 'healthy'
+        : 'unhealthy';
+    return { status, database, messageQueue, intake, breakers: breakers.states } as const;
   };
 
   app.get(
@@ -157,17 +173,20 @@ export function registerHealthRoutes(
         tags: ['health'],
         summary: 'Basic health',
         description:
-          'The database answers `SELECT 1` and the message queue answers `pgmq.metrics`. 503 when either does not.',
+          'The database answers `SELECT 1` and the message queue answers `pgmq.metrics`, and no circuit breaker ' +
+          'is open (`circuit_breakers` has the state of each). 503 when any of that fails.',
         response: { 200: basicSchema, 503: { ...basicSchema, description: 'Unhealthy' } },
       },
     },
     async (_request, reply) => {
-      const { status, database, messageQueue } = await components();
+      const { status, database, messageQueue, intake, breakers } = await components();
       return reply.code(status === 'healthy' ? 200 : 503).send({
         status,
         timestamp: new Date().toISOString(),
         database,
         message_queue: messageQueue,
+        circuit_breakers: breakers,
+        ...(intake?.problem != null && { message: intake.problem }),
       });
     },
   );
@@ -179,34 +198,30 @@ export function registerHealthRoutes(
         tags: ['health'],
         summary: 'Detailed health',
         description:
-          'Deployment mode, event listeners, polling, database pool, placeholders for circuit breakers and ' +
-          'executors. 503 when the database or the message queue is unhealthy.',
+          'Deployment mode, event listeners, polling, database pool, circuit breakers and executor pools. ' +
+          '503 when the database or the message queue is unhealthy, or no work can arrive (EventDrivenOnly ' +
+          'with a failed listener).',
         response: { 200: detailedSchema, 503: { ...detailedSchema, description: 'Unhealthy' } },
       },
     },
     async (_request, reply) => {
-      const { status, database, messageQueue } = await components();
+      const { status, database, messageQueue, intake } = await components();
       const sources = options.healthSources;
       return reply.code(status === 'healthy' ? 200 : 503).send({
         status,
         timestamp: new Date().toISOString(),
         ...(options.version !== undefined && { version: options.version }),
         uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
+        ...(intake?.problem != null && { message: intake.problem }),
         ...(sources !== undefined && {
-          deployment_mode: sources.deploymentMode,
+          deployment_mode: sources.coordination.mode,
           event_listeners: eventListenersSection(sources),
           polling: pollingSection(sources),
         }),
         database: databaseSection(ctx.db, database),
         message_queue: messageQueue,
-        // Placeholders: breakers come with the ops issue; until then nothing trips and these stay closed.
-        circuit_breakers: {
-          implemented: false,
-          database: { state: 'closed' },
-          message_queue: { state: 'closed' },
-        },
-        // Placeholder: executor pools are not instrumented yet.
-        executors: { implemented: false },
+        circuit_breakers: circuitBreakersSection(sources),
+        ...(sources?.executors !== undefined && { executors: sources.executors() }),
       });
     },
   );

@@ -192,6 +192,11 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void
         templates: ctx.templates,
         ...(ctx.processorUuid !== undefined && { processorUuid: ctx.processorUuid }),
         ...(ctx.metrics !== undefined && { metrics: ctx.metrics }),
+        ...(ctx.tracing !== undefined && {
+          tracing: ctx.tracing,
+          source: 'api' as const,
+          traceparent: request.headers.traceparent,
+        }),
       });
       if (waitMs > 0) {
         // The task runs while this request waits; the finished view is the answer.
