@@ -9,7 +9,8 @@ import type { CoordinationSettings } from './coordinationSettings.ts';
 /** The LISTEN connection behind a provider that has one (PGMQ creates it on first subscribe). */
 export function providerListenerState(provider: MessagingProvider): ListenerStateSource {
   return () => {
-    const listener = (provider as { notificationListener?: NotificationListener | null }).notificationListener;
+    const listener = (provider as { notificationListener?: NotificationListener | null })
+      .notificationListener;
     return listener?.state ?? null;
   };
 }
