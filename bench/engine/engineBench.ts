@@ -26,6 +26,7 @@ import {
 } from '../benchSupport.ts';
 import type { Distribution, MachineInfo } from '../benchSupport.ts';
 import { DIAMOND, LINEAR, ONE_STEP, taskRequest } from './benchTemplates.ts';
+import { TaskFinishedFeed } from './taskFinishedFeed.ts';
 import type { BenchWorkflow } from './benchTemplates.ts';
 import { startChild, stopChild } from './processes.ts';
 import type { Child } from './processes.ts';
@@ -59,6 +60,8 @@ interface BenchConfig {
   linearRuns: number;
   linearWarmup: number;
   pollMs: number;
+  /** How a linear run's end is seen: the task-finished NOTIFY (default) or polling every pollMs. */
+  wait: 'notify' | 'poll';
   diamonds: number;
   oneStepTasks: number;
   createConcurrency: number;
@@ -88,6 +91,7 @@ function readConfig(): BenchConfig {
     linearRuns: whole('BENCH_LINEAR_RUNS', 200),
     linearWarmup: whole('BENCH_LINEAR_WARMUP', 10),
     pollMs: envNumber('BENCH_POLL_MS', 1),
+    wait: process.env.BENCH_WAIT === 'poll' ? 'poll' : 'notify',
     diamonds: whole('BENCH_DIAMONDS', 500),
     oneStepTasks: whole('BENCH_ONE_STEP_TASKS', 5000),
     createConcurrency: whole('BENCH_CREATE_CONCURRENCY', 8),
@@ -144,8 +148,10 @@ interface Rig {
   admin: PostgresDatabase;
   /** createTask calls: one connection per concurrent creator. */
   creator: PostgresDatabase;
-  /** One connection that does nothing but look whether tasks have finished. */
+  /** One connection that does nothing but look whether tasks have finished (bulk scenarios, BENCH_WAIT=poll). */
   poller: PostgresDatabase;
+  /** The tasker_task_finished notifications (linear runs, BENCH_WAIT=notify). */
+  feed: TaskFinishedFeed;
   templates: TemplateCache;
   children: Set<Child>;
 }
@@ -181,6 +187,7 @@ function launchWorker(rig: Rig, mode: Mode, capacity: number): Promise<Child> {
 // ---------------------------------------------------------------------------------------------- scenario 1 + 2
 
 async function waitForTask(rig: Rig, taskUuid: string): Promise<string> {
+  if (rig.config.wait === 'notify') return rig.feed.wait(taskUuid, LINEAR_RUN_TIMEOUT_MS);
   const deadline = performance.now() + LINEAR_RUN_TIMEOUT_MS;
   for (;;) {
     const { rows } = await rig.poller.query<{ current_state: string }>(
@@ -471,8 +478,10 @@ function printHeader(
       'orchestrator = results applied by the orchestrator (applyResultsInline: false)',
   );
   console.log(
-    `  clocks:     client-observed = performance.now() in the bench process, from just before createTask() ` +
-      `until a poll on its own connection (every ~${config.pollMs} ms) sees the task finished;`,
+    `  clocks:     client-observed = performance.now() in the bench process, from just before createTask() until ` +
+      (config.wait === 'notify'
+        ? "the task's tasker_task_finished NOTIFY arrives on the bench's own LISTEN connection (what GET ?wait=N waits for);"
+        : `a poll on its own connection (every ~${config.pollMs} ms) sees the task finished;`),
   );
   console.log(
     "              database-recorded = differences of the clock_timestamp() stamps of the engine's transitions " +
@@ -517,8 +526,10 @@ function printLinear(results: readonly ModeResult[], config: BenchConfig): void 
     ]),
   );
   console.log(
-    `   client-observed: createTask() called → a poll saw the task complete (polls every ~${config.pollMs} ms, ` +
-      'so up to that much late).',
+    config.wait === 'notify'
+      ? "   client-observed: createTask() called → the task's tasker_task_finished notification arrived (sent at the finishing commit)."
+      : `   client-observed: createTask() called → a poll saw the task complete (polls every ~${config.pollMs} ms, ` +
+          'so up to that much late).',
   );
   console.log(
     '   database-recorded: tasks.created_at (start of the creating transaction) → created_at of the ' +
@@ -817,7 +828,9 @@ async function main(): Promise<void> {
     }),
     templates: new TemplateCache(),
     children: new Set(),
+    feed: undefined as unknown as TaskFinishedFeed,
   };
+  rig.feed = new TaskFinishedFeed(rig.poller);
   // Ctrl-C or a kill of the bench must not leave the orchestrator and worker running.
   const onSignal = (signal: NodeJS.Signals): void => {
     progress(`${signal}: stopping the child processes`);
@@ -827,6 +840,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', onSignal);
   try {
     await migrate(rig.admin);
+    await rig.feed.start();
     const machine = await describeMachine(rig.admin);
     const commit = await measureCommit(rig);
     printHeader(machine, config, rig.admin.displayName, commit);
@@ -846,6 +860,7 @@ async function main(): Promise<void> {
     await stopAll(rig);
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
+    await rig.feed.stop();
     await Promise.all([rig.admin.close(), rig.creator.close(), rig.poller.close()]);
   }
 }

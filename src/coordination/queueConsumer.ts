@@ -1,4 +1,4 @@
-import { isConnectionError } from '../db/sqlState.ts';
+import { isTransientDatabaseError } from '../db/sqlState.ts';
 import type { MessagingProvider, QueueSignal, Subscription } from '../messaging/messagingProvider.ts';
 import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
@@ -223,10 +223,10 @@ export class QueueConsumer {
       const err = error instanceof Error ? error.message : String(error);
       const retryInMs = errorBackoffDelay(monitor.settings.errorBackoff, this.failures);
       // A dropped connection is retried after the backoff: a warning, not a failure.
-      if (isConnectionError(error)) {
+      if (isTransientDatabaseError(error)) {
         this.logger.warn(
           { err, consumer: name, retryInMs },
-          'queue drain interrupted by a lost database connection; retrying',
+          'queue drain interrupted (database connection lost or pool exhausted); retrying',
         );
       } else {
         this.logger.error({ err, consumer: name, retryInMs }, 'queue drain failed; retrying');

@@ -123,7 +123,7 @@ export class PostgresDatabase implements Database {
     release: (error?: Error) => void;
   }> {
     const client = await this.pool.connect().catch((error: unknown) => {
-      throw this.wrapConnectError(error);
+      throw this.poolExhausted(error) ?? this.wrapConnectError(error);
     });
     let lostError: Error | undefined;
     const onError = (error: Error): void => {
@@ -242,6 +242,24 @@ export class PostgresDatabase implements Database {
   }
 
   /** Connection failures carry the redacted target so the operator sees which database was meant. */
+  /**
+   * pg's pool gives up waiting for a free connection with a plain Error. When every connection is checked out
+   * that is exhaustion, not an unreachable server: say so, and how to fix it. (A timeout with free room is a
+   * connect that did not finish: the server is unreachable.)
+   */
+  private poolExhausted(error: unknown): DatabaseError | undefined {
+    if (!(error instanceof Error) || !/timeout exceeded when trying to connect/i.test(error.message))
+      return undefined;
+    const max = this.pool.options.max ?? 10;
+    if (this.pool.totalCount < max) return undefined;
+    const waitedMs = this.pool.options.connectionTimeoutMillis ?? 0;
+    return new DatabaseError(
+      'TASKER_DATABASE_POOL_EXHAUSTED',
+      `all ${max} connections of the pool to ${this.displayName} stayed busy for ${waitedMs} ms, so this query got none; raise [database] max_connections or connection_timeout_ms, or lower the load`,
+      { details: { database: this.displayName, max_connections: max, waited_ms: waitedMs }, cause: error },
+    );
+  }
+
   private wrapConnectError(error: unknown): unknown {
     if (!isConnectionError(error)) return error;
     const reason = error instanceof Error ? error.message : String(error);

@@ -50,3 +50,17 @@ export function isConnectionError(error: unknown): boolean {
 
 const PG_CONNECTION_LOST =
   /^(Connection terminated|Client has encountered a connection error|Client was closed and is not queryable)/;
+
+/**
+ * Worth retrying after a pause: the connection or server went away, or every pool connection was busy
+ * (TASKER_DATABASE_POOL_EXHAUSTED). Loops log these at warn and try again; anything else is a real failure.
+ */
+export function isTransientDatabaseError(error: unknown): boolean {
+  if (isConnectionError(error)) return true;
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    'code' in error &&
+    error.code === 'TASKER_DATABASE_POOL_EXHAUSTED'
+  );
+}

@@ -14,7 +14,7 @@ import type { DrainReport, DrainTrigger } from '../coordination/queueConsumer.ts
 import { completeManyAndClaim, poolIsBusy, signalSoon } from '../db/queries/completeStep.ts';
 import type { CompleteOutcome, PendingSignal } from '../db/queries/completeStep.ts';
 import { registerTemplate } from '../db/queries/registerTemplate.ts';
-import { isConnectionError } from '../db/sqlState.ts';
+import { isTransientDatabaseError } from '../db/sqlState.ts';
 import { ValidationError } from '../domain/errors.ts';
 import type { TaskTemplate } from '../domain/template/taskTemplate.ts';
 import type { MessagingProvider } from '../messaging/messagingProvider.ts';
@@ -437,7 +437,7 @@ export class Worker {
         }
         return results;
       } catch (error) {
-        if (batch.length > 1 && !isConnectionError(error)) {
+        if (batch.length > 1 && !isTransientDatabaseError(error)) {
           // One result must not take the others down with it: store them one by one.
           for (const item of batch) {
             for (const [step, result] of await this.storeBatch(namespace, [item])) results.set(step, result);
@@ -445,7 +445,7 @@ export class Worker {
           return results;
         }
         const delay = COMPLETE_RETRY_DELAYS_MS[attempt];
-        if (delay === undefined || !isConnectionError(error)) {
+        if (delay === undefined || !isTransientDatabaseError(error)) {
           // The leases will expire and another worker will run the steps again.
           for (const { step } of batch) {
             this.logger.error(

@@ -50,6 +50,16 @@ function fromTaskerError(error: TaskerError): Mapped | undefined {
       headers: { 'retry-after': String(error.retryAfterSeconds) },
     };
   }
+  // Every pool connection busy: answered after connection_timeout_ms, never hung; the client retries soon.
+  if (error instanceof DatabaseError && error.code === 'TASKER_DATABASE_POOL_EXHAUSTED') {
+    return {
+      status: 503,
+      code: error.code,
+      message: 'the service is saturated (every database connection busy); retry after 1 s',
+      headers: { 'retry-after': '1' },
+      internal: false,
+    };
+  }
   if (error instanceof DatabaseError && error.code === 'TASKER_DATABASE_UNAVAILABLE') {
     return {
       status: 503,

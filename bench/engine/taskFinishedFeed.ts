@@ -1,0 +1,64 @@
+import type { ListenConnection } from '../../src/db/database.ts';
+import type { PostgresDatabase } from '../../src/db/postgresDatabase.ts';
+
+/** Sent by migration 0007's trigger when a task reaches a terminal state: `<task_uuid>:<state>`. */
+const CHANNEL = 'tasker_task_finished';
+
+/**
+ * How the bench learns that a task finished: the same NOTIFY that wakes `GET /v1/tasks/{uuid}?wait=N`, on a
+ * LISTEN connection of its own. Unlike a tight polling loop it adds no queries that compete with the engine
+ * for the machine's two cores. Notifications that arrive before anyone waits are kept, so a task that
+ * finishes before createTask() has returned is still seen.
+ */
+export class TaskFinishedFeed {
+  private connection: ListenConnection | null = null;
+  private readonly finished = new Map<string, string>();
+  private readonly waiters = new Map<string, (state: string) => void>();
+
+  constructor(private readonly db: PostgresDatabase) {}
+
+  async start(): Promise<void> {
+    this.connection = await this.db.openListenConnection({
+      onNotification: (_channel, payload) => {
+        const [taskUuid = '', state = ''] = payload.split(':');
+        const waiter = this.waiters.get(taskUuid);
+        if (waiter === undefined) this.finished.set(taskUuid, state);
+        else {
+          this.waiters.delete(taskUuid);
+          waiter(state);
+        }
+      },
+      onLost: (error) => process.stderr.write(`task-finished feed lost: ${error.message}\n`),
+    });
+    await this.connection.listen(CHANNEL);
+  }
+
+  /** Resolves with the task's terminal state when its notification arrives; rejects after `timeoutMs`. */
+  wait(taskUuid: string, timeoutMs: number): Promise<string> {
+    const seen = this.finished.get(taskUuid);
+    if (seen !== undefined) {
+      this.finished.delete(taskUuid);
+      return Promise.resolve(seen);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(taskUuid);
+        reject(new Error(`no tasker_task_finished notification for ${taskUuid} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiters.set(taskUuid, (state) => {
+        clearTimeout(timer);
+        resolve(state);
+      });
+    });
+  }
+
+  /** Forgets notifications nobody waited for (bulk scenarios, warm-up). */
+  clear(): void {
+    this.finished.clear();
+  }
+
+  async stop(): Promise<void> {
+    await this.connection?.close();
+    this.connection = null;
+  }
+}
