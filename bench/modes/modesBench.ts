@@ -2,9 +2,8 @@
  * Deployment-mode benchmark: the same workflows through real `tasker orchestration` and `tasker worker`
  * processes in each deployment mode — EventDrivenOnly, Hybrid, PollingOnly at its default intervals and at
  * 100 ms, and a mixed cluster (EventDrivenOnly + PollingOnly orchestrators, Hybrid + PollingOnly workers).
- * Tasks are created in this process (createTask, one connection) and their end is seen by a poll of the
- * tasks table every millisecond, as in the engine benchmark, so the figures are the engine's and not the
- * API's. Prints figures only; nothing passes or fails. bench/README.md explains each column.
+ * Tasks are created in this process (createTask, one connection) and their end is seen by the task-finished
+ * NOTIFY, as in the engine benchmark, so the figures are the engine's and not the API's. Prints figures only; nothing passes or fails. bench/README.md explains each column.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,11 +33,11 @@ import {
 } from '../benchSupport.ts';
 import type { Distribution } from '../benchSupport.ts';
 import { BENCH_TEMPLATE_FILES, DIAMOND, LINEAR, taskRequest } from '../engine/benchTemplates.ts';
+import { TaskFinishedFeed } from '../engine/taskFinishedFeed.ts';
 import type { BenchWorkflow } from '../engine/benchTemplates.ts';
 
 const DEFAULT_DATABASE_URL = 'postgres://root@127.0.0.1:5432/tasker_bench_modes';
 const HANDLERS = fileURLToPath(new URL('../rest/benchHandlers.ts', import.meta.url));
-const TERMINAL = ['complete', 'error', 'cancelled', 'resolved_manually'];
 
 const config = {
   databaseUrl: process.env.BENCH_DATABASE_URL ?? DEFAULT_DATABASE_URL,
@@ -123,22 +122,8 @@ interface ScenarioResult {
 interface Rig {
   creator: PostgresDatabase;
   poller: PostgresDatabase;
+  feed: TaskFinishedFeed;
   templates: TemplateCache;
-}
-
-async function waitFinished(rig: Rig, taskUuid: string, timeoutMs = 30_000): Promise<string> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const { rows } = await rig.poller.query<{ current_state: string }>(
-      'SELECT current_state FROM tasker.tasks WHERE task_uuid = $1',
-      [taskUuid],
-      { name: 'bench_task_state' },
-    );
-    const state = rows[0]?.current_state;
-    if (state !== undefined && TERMINAL.includes(state)) return state;
-    if (performance.now() > deadline) throw new Error(`task ${taskUuid} still ${state ?? 'missing'}`);
-    await sleep(1);
-  }
 }
 
 async function linear(rig: Rig, runs: number): Promise<{ ms: Distribution; failed: number }> {
@@ -147,7 +132,7 @@ async function linear(rig: Rig, runs: number): Promise<{ ms: Distribution; faile
   for (let i = 0; i < runs + 5; i++) {
     const started = performance.now();
     const task = await createTask(rig.creator, taskRequest(LINEAR, i), { templates: rig.templates });
-    const state = await waitFinished(rig, task.taskUuid);
+    const state = await rig.feed.wait(task.taskUuid, 30_000);
     if (i < 5) continue;
     samples.push(performance.now() - started);
     if (state !== 'complete') failed += 1;
@@ -194,7 +179,7 @@ async function runScenario(
 ): Promise<ScenarioResult> {
   const file = join(mkdtempSync(join(tmpdir(), 'tasker-modes-bench-')), 'tasker.toml');
   writeFileSync(file, scenario.toml);
-  const base = { TASKER_ENV: 'production', LOG_LEVEL: 'warn', TASKER_CONFIG_PATH: file };
+  const base = { TASKER_ENV: 'production', LOG_LEVEL: 'info', TASKER_CONFIG_PATH: file };
   const processes: TaskerProcess[] = [];
   try {
     for (const mode of scenario.workers) {
@@ -222,6 +207,7 @@ async function runScenario(
     progress(`${scenario.label}: ${config.diamonds} diamonds submitted at once`);
     await resetState(admin);
     const diamonds = await bulk(rig, DIAMOND, config.diamonds);
+    rig.feed.clear();
     return { scenario, linearRuns: runs, linear: chain.ms, linearFailed: chain.failed, diamonds };
   } finally {
     for (const proc of processes) await stopProcess(proc);
@@ -234,14 +220,17 @@ const ms = (value: number): string => fixed(value, 1);
 async function main(): Promise<void> {
   await ensureDatabaseExists(config.databaseUrl);
   const admin = new PostgresDatabase(config.databaseUrl, { maxConnections: 2 });
+  const poller = new PostgresDatabase(config.databaseUrl, { maxConnections: 1 });
   const rig: Rig = {
     creator: new PostgresDatabase(config.databaseUrl, { maxConnections: 1 }),
-    poller: new PostgresDatabase(config.databaseUrl, { maxConnections: 1 }),
+    poller,
+    feed: new TaskFinishedFeed(poller),
     templates: new TemplateCache({ enabled: true, maxSize: 100, ttlSeconds: 3_600 }),
   };
   const templatesDir = mkdtempSync(join(tmpdir(), 'tasker-modes-templates-'));
   try {
     await migrate(admin);
+    await rig.feed.start();
     for (const [name, text] of Object.entries(BENCH_TEMPLATE_FILES))
       writeFileSync(join(templatesDir, name), text);
     const machine = await describeMachine(admin);
@@ -253,10 +242,20 @@ async function main(): Promise<void> {
     console.log(
       `  settings:   linear 4-step one at a time (${config.linearRuns} runs; ${config.slowLinearRuns} for PollingOnly defaults; +5 warm-up); ${config.diamonds} diamonds created back to back\n` +
         '              TASKER_ENV=production; results applied in the worker (apply_results_inline, the default)\n' +
-        '              linear: createTask() called → a 1 ms poll of the tasks table saw the task finished\n',
+        '              linear: createTask() called → the tasker_task_finished NOTIFY arrived (what GET ?wait=N waits for)\n',
     );
     const results: ScenarioResult[] = [];
-    for (const scenario of SCENARIOS) results.push(await runScenario(scenario, admin, rig, templatesDir));
+    // BENCH_MODES_ONLY=EventDrivenOnly,Hybrid runs those scenarios, in that order (labels up to the space).
+    const only = (process.env.BENCH_MODES_ONLY ?? '').split(',').filter((label) => label !== '');
+    const chosen =
+      only.length === 0
+        ? SCENARIOS
+        : only.map((label) => {
+            const scenario = SCENARIOS.find((s) => s.label.split(' ')[0] === label || s.label === label);
+            if (scenario === undefined) throw new Error(`BENCH_MODES_ONLY: no scenario ${label}`);
+            return scenario;
+          });
+    for (const scenario of chosen) results.push(await runScenario(scenario, admin, rig, templatesDir));
     console.log(
       formatTable(
         [
@@ -303,6 +302,7 @@ async function main(): Promise<void> {
       })}`,
     );
   } finally {
+    await rig.feed.stop();
     await rig.creator.close();
     await rig.poller.close();
     await admin.close();
