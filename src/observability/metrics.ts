@@ -31,6 +31,14 @@ export interface TaskCompletionCount {
   template: string;
   outcome: TaskCompletionOutcome;
   count: number;
+  /** Seconds from creation to the terminal state, one per task. */
+  durations?: readonly number[];
+}
+
+export interface StepLatencySample {
+  namespace: string;
+  enqueueToStart: number | null;
+  edge: number | null;
 }
 
 export interface QueueDepthSample {
@@ -68,6 +76,13 @@ export interface TaskerMetricsOptions {
   /** Where failing scrape-time sources are reported (at warn). @defaultValue a silent logger */
   logger?: Logger;
 }
+
+/** Hand-offs between steps: 0.5 ms to 60 s (a poll interval, a retry's backoff). */
+const LATENCY_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+];
+/** Whole tasks: 10 ms to 1 hour. */
+const TASK_DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
 /** Drains and polling cycles: 1 ms to 10 s. */
 const DRAIN_DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -422,26 +437,65 @@ export class TaskerMetrics {
    */
   collectTaskCompletions(read: () => Promise<readonly TaskCompletionCount[]>): void {
     const run = this.#guarded('tasks_completed', read);
-    let inFlight: Promise<void> | undefined;
-    new Counter({
+    const counter = new Counter({
       name: 'tasker_tasks_completed_total',
       help:
         'Tasks that reached a terminal state (complete, error, cancelled, resolved_manually) since this ' +
         'process started, database-wide: every orchestrator counts every task (aggregate with max, not sum).',
       labelNames: ['namespace', 'template', 'outcome'],
       registers: [this.registry],
-      collect() {
-        inFlight ??= (async () => {
-          try {
-            for (const row of (await run()) ?? []) {
-              this.inc({ namespace: row.namespace, template: row.template, outcome: row.outcome }, row.count);
-            }
-          } finally {
-            inFlight = undefined;
-          }
-        })();
-        return inFlight;
-      },
+      collect: () => refresh(),
+    });
+    const durations = new Histogram({
+      name: 'tasker_task_duration_seconds',
+      help:
+        'Task creation → terminal state, by outcome, database-wide like tasker_tasks_completed_total (every ' +
+        'orchestrator observes every task: take one replica, do not sum).',
+      labelNames: ['namespace', 'template', 'outcome'],
+      buckets: TASK_DURATION_BUCKETS,
+      registers: [this.registry],
+      collect: () => refresh(),
+    });
+    const refresh = sharedRefresh(async () => {
+      for (const row of (await run()) ?? []) {
+        const labels = { namespace: row.namespace, template: row.template, outcome: row.outcome };
+        counter.inc(labels, row.count);
+        for (const seconds of row.durations ?? []) durations.observe(labels, seconds);
+      }
+    });
+  }
+
+  /**
+   * tasker_step_enqueue_to_start_seconds{namespace} (enqueued → claimed, every run) and
+   * tasker_step_edge_latency_seconds{namespace} (last parent complete → child started, first runs): `read`
+   * returns the steps started since its previous call, database-wide, observed at scrape.
+   */
+  collectStepLatencies(read: () => Promise<readonly StepLatencySample[]>): void {
+    const run = this.#guarded('step_latencies', read);
+    const enqueueToStart = new Histogram({
+      name: 'tasker_step_enqueue_to_start_seconds',
+      help:
+        'Step enqueued → claimed by a worker (each run), database-wide (every orchestrator observes every step: ' +
+        "take one replica). 0 for a step its parent's completing commit claimed.",
+      labelNames: ['namespace'],
+      buckets: LATENCY_BUCKETS,
+      registers: [this.registry],
+      collect: () => refresh(),
+    });
+    const edges = new Histogram({
+      name: 'tasker_step_edge_latency_seconds',
+      help: 'Last parent step complete → child step started (first runs), database-wide like the above.',
+      labelNames: ['namespace'],
+      buckets: LATENCY_BUCKETS,
+      registers: [this.registry],
+      collect: () => refresh(),
+    });
+    const refresh = sharedRefresh(async () => {
+      for (const row of (await run()) ?? []) {
+        if (row.enqueueToStart !== null)
+          enqueueToStart.observe({ namespace: row.namespace }, row.enqueueToStart);
+        if (row.edge !== null) edges.observe({ namespace: row.namespace }, row.edge);
+      }
     });
   }
 
@@ -516,6 +570,18 @@ export class TaskerMetrics {
       }
     };
   }
+}
+
+/**
+ * One read feeding several metrics at scrape: every metric's collect awaits the same read while it runs, so
+ * each metric is written after its values were updated (a registry may collect its metrics concurrently).
+ */
+function sharedRefresh(update: () => Promise<void>): () => Promise<void> {
+  let inFlight: Promise<void> | undefined;
+  return () =>
+    (inFlight ??= update().finally(() => {
+      inFlight = undefined;
+    }));
 }
 
 /** How a worker's step failure maps to the outcome label. */

@@ -8,7 +8,12 @@ import { NotificationListener } from '../messaging/pgmq/notificationListener.ts'
 import { PgmqMessagingProvider } from '../messaging/pgmq/pgmqMessagingProvider.ts';
 import { TaskCompletionWaiter } from '../api/rest/taskCompletionWaiter.ts';
 import type { Logger } from '../observability/logger.ts';
-import { countActiveTasks, queueMetricsAll, TaskCompletionReader } from '../db/queries/taskMetrics.ts';
+import {
+  countActiveTasks,
+  queueMetricsAll,
+  StepLatencyReader,
+  TaskCompletionReader,
+} from '../db/queries/taskMetrics.ts';
 import { TaskerMetrics } from '../observability/metrics.ts';
 import { Orchestrator } from '../orchestration/orchestrator.ts';
 import { StalenessDetector, stalenessDetectorSettings } from '../orchestration/stalenessDetector.ts';
@@ -230,6 +235,8 @@ function orchestrationMetrics(
   metrics.collectTaskCompletions(async () =>
     (await finished.read()).map((row) => ({ ...row, outcome: row.state })),
   );
+  const started = new StepLatencyReader(db, { sinceMs: Date.now(), settleMs: TASK_COMPLETION_SETTLE_MS });
+  metrics.collectStepLatencies(() => started.read());
   return metrics;
 }
 

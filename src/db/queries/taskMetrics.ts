@@ -53,6 +53,36 @@ export interface TaskCompletionsRow {
   template: string;
   state: TerminalTaskState;
   count: number;
+  /** Seconds from each task's creation to its terminal transition. */
+  durations: number[];
+}
+
+/**
+ * The SQL of a window over a transition table by UUIDv7 id: from `$1` (exclusive of nothing before) to `$2`
+ * milliseconds before now. `upper` is the next window's start.
+ */
+const WINDOW_SQL = `WITH bound AS (
+         SELECT lpad(to_hex(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint - $2::bigint), 12, '0') AS h
+       ), window_ AS (
+         SELECT (substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-0000-0000-000000000000')::uuid AS upper FROM bound
+       )`;
+
+/** A moving window over UUIDv7 transition ids: each read covers what was written since the previous one. */
+class TransitionWindow {
+  #from: string;
+
+  constructor(sinceMs: number) {
+    this.#from = uuidV7Floor(sinceMs);
+  }
+
+  get from(): string {
+    return this.#from;
+  }
+
+  /** The clock may step back: never move the window's start backwards (nothing is counted twice anyway). */
+  advance(upper: string | undefined): void {
+    if (upper !== undefined && upper > this.#from) this.#from = upper;
+  }
 }
 
 /**
@@ -66,7 +96,7 @@ export interface TaskCompletionsRow {
  * else is affected).
  */
 export class TaskCompletionReader {
-  #from: string;
+  readonly #window: TransitionWindow;
   readonly #settleMs: number;
 
   /** Counts completions from `sinceMs` (Unix ms; usually process start) on. */
@@ -74,7 +104,7 @@ export class TaskCompletionReader {
     private readonly db: Queryable,
     options: { sinceMs: number; settleMs: number },
   ) {
-    this.#from = uuidV7Floor(options.sinceMs);
+    this.#window = new TransitionWindow(options.sinceMs);
     this.#settleMs = options.settleMs;
   }
 
@@ -85,14 +115,13 @@ export class TaskCompletionReader {
       template: string | null;
       state: TerminalTaskState | null;
       count: string;
+      durations: number[] | null;
     }>(
-      `WITH bound AS (
-         SELECT lpad(to_hex(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint - $2::bigint), 12, '0') AS h
-       ), window_ AS (
-         SELECT (substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-0000-0000-000000000000')::uuid AS upper FROM bound
-       )
+      `${WINDOW_SQL}
        SELECT w.upper::text AS upper, t.namespace_name AS namespace, nt.name AS template, tt.to_state AS state,
-              count(tt.task_transition_uuid) AS count
+              count(tt.task_transition_uuid) AS count,
+              array_agg(extract(epoch FROM tt.created_at - t.created_at)::float8)
+                FILTER (WHERE tt.task_transition_uuid IS NOT NULL) AS durations
          FROM window_ w
          LEFT JOIN tasker.task_transitions tt
            ON tt.task_transition_uuid >= $1::uuid AND tt.task_transition_uuid < w.upper
@@ -100,16 +129,84 @@ export class TaskCompletionReader {
          LEFT JOIN tasker.tasks t ON t.task_uuid = tt.task_uuid
          LEFT JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
         GROUP BY w.upper, t.namespace_name, nt.name, tt.to_state`,
-      [this.#from, this.#settleMs, TERMINAL_STATES],
-      { name: 'tasker_metrics_task_completions' },
+      [this.#window.from, this.#settleMs, TERMINAL_STATES],
+      { name: 'tasker_metrics_task_completions_v2' },
     );
-    const upper = rows[0]?.upper;
-    // The clock may step back: never move the window's start backwards (nothing would be counted twice anyway).
-    if (upper !== undefined && upper > this.#from) this.#from = upper;
+    this.#window.advance(rows[0]?.upper);
     return rows.flatMap((row) =>
       row.state === null || row.namespace === null || row.template === null
         ? []
-        : [{ namespace: row.namespace, template: row.template, state: row.state, count: Number(row.count) }],
+        : [
+            {
+              namespace: row.namespace,
+              template: row.template,
+              state: row.state,
+              count: Number(row.count),
+              durations: row.durations ?? [],
+            },
+          ],
+    );
+  }
+}
+
+export interface StepLatencyRow {
+  namespace: string;
+  /** Seconds from the step's enqueued transition to its in_progress one (the claim). */
+  enqueueToStart: number | null;
+  /** First runs of steps with parents: seconds from the last parent's completion to this start. */
+  edge: number | null;
+}
+
+/**
+ * The latencies of steps started since the previous call, read like TaskCompletionReader from a window of
+ * in_progress transition ids: enqueue → start of every run, and parent complete → child start of every first
+ * run of a step with dependencies (the step-edge latency).
+ */
+export class StepLatencyReader {
+  readonly #window: TransitionWindow;
+  readonly #settleMs: number;
+
+  constructor(
+    private readonly db: Queryable,
+    options: { sinceMs: number; settleMs: number },
+  ) {
+    this.#window = new TransitionWindow(options.sinceMs);
+    this.#settleMs = options.settleMs;
+  }
+
+  async read(): Promise<StepLatencyRow[]> {
+    const { rows } = await this.db.query<{
+      upper: string;
+      namespace: string | null;
+      enqueue_to_start: number | null;
+      edge: number | null;
+    }>(
+      `${WINDOW_SQL}
+       SELECT w.upper::text AS upper, t.namespace_name AS namespace,
+              extract(epoch FROM tr.created_at - enq.created_at)::float8 AS enqueue_to_start,
+              CASE WHEN tr.metadata ->> 'attempt' = '1' THEN
+                (SELECT extract(epoch FROM tr.created_at - max(pc.created_at))::float8
+                   FROM tasker.workflow_step_edges e
+                   JOIN tasker.workflow_step_transitions pc
+                     ON pc.workflow_step_uuid = e.from_step_uuid AND pc.to_state IN ('complete', 'resolved_manually')
+                  WHERE e.to_step_uuid = tr.workflow_step_uuid)
+              END AS edge
+         FROM window_ w
+         LEFT JOIN tasker.workflow_step_transitions tr
+           ON tr.workflow_step_transition_uuid >= $1::uuid AND tr.workflow_step_transition_uuid < w.upper
+          AND tr.to_state = 'in_progress'
+         LEFT JOIN tasker.workflow_step_transitions enq
+           ON enq.workflow_step_uuid = tr.workflow_step_uuid AND enq.sort_key = tr.sort_key - 1 AND enq.to_state = 'enqueued'
+         LEFT JOIN tasker.workflow_steps s ON s.workflow_step_uuid = tr.workflow_step_uuid
+         LEFT JOIN tasker.tasks t ON t.task_uuid = s.task_uuid`,
+      [this.#window.from, this.#settleMs],
+      { name: 'tasker_metrics_step_latencies' },
+    );
+    this.#window.advance(rows[0]?.upper);
+    return rows.flatMap((row) =>
+      row.namespace === null
+        ? []
+        : [{ namespace: row.namespace, enqueueToStart: row.enqueue_to_start, edge: row.edge }],
     );
   }
 }

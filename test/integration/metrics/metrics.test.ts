@@ -119,6 +119,22 @@ describe('Prometheus metrics', () => {
     expect(total(scraped, 'tasker_tasks_completed_total')).toBe(4);
     expect(scraped.types.get('tasker_tasks_completed_total')).toBe('counter');
 
+    // One duration per finished task, by outcome; and the hand-offs of the steps those tasks ran.
+    expect(
+      total(scraped, 'tasker_task_duration_seconds_count', {
+        template: 'mathematical_sequence',
+        outcome: 'complete',
+      }),
+    ).toBe(2);
+    expect(total(scraped, 'tasker_task_duration_seconds_count')).toBe(4);
+    expect(total(scraped, 'tasker_task_duration_seconds_sum')).toBeGreaterThan(0);
+    expect(scraped.types.get('tasker_task_duration_seconds')).toBe('histogram');
+    // mathematical_sequence is a chain of 4: 3 edges per task, each a first run with a parent.
+    expect(total(scraped, 'tasker_step_edge_latency_seconds_count', { namespace: 'math' })).toBe(6);
+    // Every run of every step was enqueued, then started: 8 math runs, and the resilience ones.
+    expect(total(scraped, 'tasker_step_enqueue_to_start_seconds_count', { namespace: 'math' })).toBe(8);
+    expect(total(scraped, 'tasker_step_enqueue_to_start_seconds_count')).toBeGreaterThan(8);
+
     expect(total(scraped, 'tasker_tasks_active')).toBe(0);
     expect(scraped.types.get('tasker_tasks_active')).toBe('gauge');
 
