@@ -1,5 +1,5 @@
 import type { Queryable } from '../database.ts';
-import { signalSoon } from './completeStep.ts';
+import { poolIsBusy, signalSoon } from './completeStep.ts';
 
 export interface NewTaskRow {
   task_uuid: string;
@@ -52,7 +52,8 @@ function isDatabase(db: Queryable): boolean {
  * database-wide notify lock through its WAL flush, which made concurrent creations run one at a time, and
  * signalSoon merges the signals of concurrent creations. createTask returns once the task is committed,
  * before any worker has been told. Inside a caller's transaction, the signal is part of that transaction
- * (tasker.create_task) and goes out when it commits.
+ * (tasker.create_task) and goes out when it commits; so it does when nothing else of this process is using
+ * the pool (one creation at a time), where the separate signal would only add a round trip.
  */
 export async function insertTask(
   db: Queryable,
@@ -62,7 +63,9 @@ export async function insertTask(
   requestMsgId?: string,
 ): Promise<CreatedTask> {
   const params = [JSON.stringify(task), JSON.stringify(steps), JSON.stringify(edges), requestMsgId ?? null];
-  if (!isDatabase(db)) {
+  // Inside a caller's transaction the signal must ride in it; alone on the pool, riding in the commit saves
+  // the signal's own round trip and holds up nobody (the same choice as the worker's completing commits).
+  if (!isDatabase(db) || !poolIsBusy(db)) {
     const { rows } = await db.query<{ task_uuid: string; current_state: string; enqueued_steps: number }>(
       'SELECT task_uuid, current_state, enqueued_steps FROM tasker.create_task($1::jsonb, $2::jsonb, $3::jsonb, $4::bigint)',
       params,
