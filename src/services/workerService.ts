@@ -98,6 +98,8 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
       ...(config.worker.namespaces.length > 0 && { namespaces: config.worker.namespaces }),
       logger,
       ...runtime,
+      // The provider's own LISTEN connection (it opens it on the first subscribe): Hybrid watches it.
+      listenerState: () => provider.notificationListener?.state ?? null,
       ...(metrics !== undefined && { metrics }),
       ...(tracing !== undefined && { tracing: tracing.tracing }),
     });
