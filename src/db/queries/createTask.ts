@@ -1,4 +1,5 @@
 import type { Queryable } from '../database.ts';
+import { isConnectionError } from '../sqlState.ts';
 import { poolIsBusy, signalSoon } from './completeStep.ts';
 
 export interface NewTaskRow {
@@ -75,23 +76,140 @@ export async function insertTask(
     if (row === undefined) throw new Error('tasker.create_task returned no row');
     return { taskUuid: row.task_uuid, state: row.current_state, enqueuedSteps: row.enqueued_steps };
   }
-  const { rows } = await db.query<{
-    task_uuid: string;
-    current_state: string;
-    enqueued_steps: number;
-    queue: string;
-    msg_ids: (string | number)[] | null;
-  }>(
-    'SELECT task_uuid, current_state, enqueued_steps, queue, msg_ids FROM tasker.create_task_quiet($1::jsonb, $2::jsonb, $3::jsonb, $4::bigint)',
-    params,
-    { name: 'tasker_create_task_quiet' },
-  );
-  const row = rows[0];
-  if (row === undefined) throw new Error('tasker.create_task_quiet returned no row');
-  if (row.msg_ids !== null && row.msg_ids.length > 0) {
-    // Not awaited: the task is committed, and the caller need not wait for a hint. A lost signal only means
-    // a worker finds the steps on its next poll.
-    void signalSoon(db, { queue: row.queue, msgIds: row.msg_ids.map(String) });
+  return batchedCreate(db, { task, steps, edges, request_msg_id: requestMsgId ?? null });
+}
+
+interface CreateItem {
+  task: NewTaskRow;
+  steps: NewStepRow[];
+  edges: { from: string; to: string }[];
+  request_msg_id: string | null;
+}
+
+interface QuietRow {
+  task_uuid: string;
+  current_state: string;
+  enqueued_steps: number;
+  queue: string;
+  msg_ids: (string | number)[] | null;
+}
+
+interface PendingCreate {
+  item: CreateItem;
+  resolve: (created: CreatedTask) => void;
+  reject: (error: unknown) => void;
+}
+
+interface CreateBatcher {
+  pending: PendingCreate[];
+  inFlight: number;
+}
+
+/** Most tasks created in one commit. */
+const MAX_CREATE_BATCH = 50;
+/**
+ * Creation commits on their way at once per pool: while they are, newly submitted tasks gather and go
+ * together in the next one.
+ */
+const MAX_CREATE_BATCHES_IN_FLIGHT = 2;
+
+const createBatchers = new WeakMap<Queryable, CreateBatcher>();
+
+/**
+ * Concurrent creations on a busy pool share commits: a creation that finds fewer than
+ * MAX_CREATE_BATCHES_IN_FLIGHT commits on their way goes at once, alone; the ones submitted while those are
+ * busy wait and go together (tasker.create_tasks_quiet), up to MAX_CREATE_BATCH per commit. Each caller
+ * still returns only once its task is committed. A failing batch (a duplicate identity, a deadlock between
+ * two batches on the identity index) is retried task by task, so each request gets its own outcome.
+ */
+function batchedCreate(db: Queryable, item: CreateItem): Promise<CreatedTask> {
+  let batcher = createBatchers.get(db);
+  if (batcher === undefined) {
+    batcher = { pending: [], inFlight: 0 };
+    createBatchers.set(db, batcher);
   }
-  return { taskUuid: row.task_uuid, state: row.current_state, enqueuedSteps: row.enqueued_steps };
+  const current = batcher;
+  return new Promise<CreatedTask>((resolve, reject) => {
+    current.pending.push({ item, resolve, reject });
+    if (current.inFlight < MAX_CREATE_BATCHES_IN_FLIGHT) void flushCreates(db, current);
+  });
+}
+
+async function flushCreates(db: Queryable, batcher: CreateBatcher): Promise<void> {
+  batcher.inFlight += 1;
+  try {
+    for (;;) {
+      const batch = batcher.pending.splice(0, MAX_CREATE_BATCH);
+      if (batch.length === 0) return;
+      if (batch.length === 1) {
+        await createOne(db, batch[0] as PendingCreate);
+        continue;
+      }
+      let rows: QuietRow[] | undefined;
+      try {
+        rows = (
+          await db.query<QuietRow>(
+            'SELECT task_uuid, current_state, enqueued_steps, queue, msg_ids FROM tasker.create_tasks_quiet($1::jsonb)',
+            [JSON.stringify(batch.map((pending) => pending.item))],
+            { name: 'tasker_create_tasks_quiet' },
+          )
+        ).rows;
+      } catch (error) {
+        // A lost connection leaves it unknown whether the commit happened: every caller gets that error, as a
+        // single creation's caller would. Anything else rolled the batch back: each task on its own.
+        if (isConnectionError(error)) {
+          for (const pending of batch) pending.reject(error);
+          continue;
+        }
+        for (const pending of batch) await createOne(db, pending);
+        continue;
+      }
+      const msgIds = new Map<string, string[]>();
+      batch.forEach((pending, i) => {
+        const row = rows?.[i];
+        if (row === undefined) {
+          pending.reject(new Error('tasker.create_tasks_quiet returned fewer rows than tasks'));
+          return;
+        }
+        if (row.msg_ids !== null && row.msg_ids.length > 0) {
+          msgIds.set(row.queue, [...(msgIds.get(row.queue) ?? []), ...row.msg_ids.map(String)]);
+        }
+        pending.resolve({
+          taskUuid: row.task_uuid,
+          state: row.current_state,
+          enqueuedSteps: row.enqueued_steps,
+        });
+      });
+      for (const [queue, ids] of msgIds) void signalSoon(db, { queue, msgIds: ids });
+    }
+  } finally {
+    batcher.inFlight -= 1;
+  }
+}
+
+/** One task in its own commit (tasker.create_task_quiet), its signal sent after the commit. */
+async function createOne(db: Queryable, pending: PendingCreate): Promise<void> {
+  const { item } = pending;
+  try {
+    const { rows } = await db.query<QuietRow>(
+      'SELECT task_uuid, current_state, enqueued_steps, queue, msg_ids FROM tasker.create_task_quiet($1::jsonb, $2::jsonb, $3::jsonb, $4::bigint)',
+      [
+        JSON.stringify(item.task),
+        JSON.stringify(item.steps),
+        JSON.stringify(item.edges),
+        item.request_msg_id,
+      ],
+      { name: 'tasker_create_task_quiet' },
+    );
+    const row = rows[0];
+    if (row === undefined) throw new Error('tasker.create_task_quiet returned no row');
+    if (row.msg_ids !== null && row.msg_ids.length > 0) {
+      // Not awaited: the task is committed, and the caller need not wait for a hint. A lost signal only means
+      // a worker finds the steps on its next poll.
+      void signalSoon(db, { queue: row.queue, msgIds: row.msg_ids.map(String) });
+    }
+    pending.resolve({ taskUuid: row.task_uuid, state: row.current_state, enqueuedSteps: row.enqueued_steps });
+  } catch (error) {
+    pending.reject(error);
+  }
 }
