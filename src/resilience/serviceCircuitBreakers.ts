@@ -80,3 +80,26 @@ export function createServiceCircuitBreakers(
     snapshots: () => [database.snapshot(), messageQueue.snapshot()],
   };
 }
+
+/**
+ * The breakers as readiness checks (gRPC CheckReadiness / CheckDetailedHealth): closed is healthy, half-open
+ * degraded (trial calls), open unhealthy, each with its state and when it retries in the message.
+ */
+export function circuitBreakerChecks(
+  breakers: ServiceCircuitBreakers,
+): Record<string, () => Promise<{ status: 'healthy' | 'degraded' | 'unhealthy'; message: string }>> {
+  const check = (breaker: CircuitBreaker) => () => {
+    const snapshot = breaker.snapshot();
+    const message =
+      snapshot.state === 'open'
+        ? `open after ${snapshot.consecutiveFailures} failures; trial calls in ${snapshot.retryAfterSeconds ?? 0} s`
+        : snapshot.state;
+    const status =
+      snapshot.state === 'closed' ? 'healthy' : snapshot.state === 'half_open' ? 'degraded' : 'unhealthy';
+    return Promise.resolve({ status, message } as const);
+  };
+  return {
+    circuit_breaker_database: check(breakers.database),
+    circuit_breaker_message_queue: check(breakers.messageQueue),
+  };
+}

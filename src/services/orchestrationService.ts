@@ -18,7 +18,7 @@ import { TaskerMetrics } from '../observability/metrics.ts';
 import { Orchestrator } from '../orchestration/orchestrator.ts';
 import { StalenessDetector, stalenessDetectorSettings } from '../orchestration/stalenessDetector.ts';
 import { TemplateCache } from '../orchestration/templateCache.ts';
-import { createServiceCircuitBreakers } from '../resilience/serviceCircuitBreakers.ts';
+import { circuitBreakerChecks, createServiceCircuitBreakers } from '../resilience/serviceCircuitBreakers.ts';
 import { parseBindAddress } from './bindAddress.ts';
 import { startServiceTracing } from './serviceTracing.ts';
 import { startServiceGrpc } from './serviceGrpc.ts';
@@ -185,6 +185,7 @@ export async function startOrchestrationService(
       bindAddress: options.grpcBindAddress,
       checks: {
         work_intake: workIntakeCheck(orchestrator.monitor),
+        ...circuitBreakerChecks(breakers),
         orchestration_system: () =>
           Promise.resolve(
             stopped === undefined

@@ -11,7 +11,7 @@ import { workerQueueName } from '../messaging/queueName.ts';
 import { TaskerMetrics } from '../observability/metrics.ts';
 import type { StepHandlerDefinition } from '../worker/handlerApi.ts';
 import { Worker } from '../worker/worker.ts';
-import { createServiceCircuitBreakers } from '../resilience/serviceCircuitBreakers.ts';
+import { circuitBreakerChecks, createServiceCircuitBreakers } from '../resilience/serviceCircuitBreakers.ts';
 import { parseBindAddress } from './bindAddress.ts';
 import { startServiceGrpc } from './serviceGrpc.ts';
 import { startServiceTracing } from './serviceTracing.ts';
@@ -174,6 +174,7 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
       checks: {
         // Readiness means work can reach this worker: EventDrivenOnly with its listener down cannot take any.
         work_intake: workIntakeCheck(worker.monitor),
+        ...circuitBreakerChecks(breakers),
         worker: () =>
           Promise.resolve(
             stopped === undefined

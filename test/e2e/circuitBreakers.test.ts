@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TaskerClient } from '../../src/client/taskerClient.ts';
 import { waitFor } from '../helpers/engine/wait.ts';
+import { GrpcTestScope, unary } from '../helpers/grpcClients.ts';
 import {
   errorLogs,
   startOrchestrationProcess,
@@ -268,6 +269,20 @@ describe('circuit breakers of real tasker processes when the database goes away 
     const health = await get(`${api}/health`);
     expect(health.status).toBe(503);
     expect(health.body).toMatchObject({ status: 'unhealthy', database: 'unhealthy' });
+
+    // gRPC readiness names the open breaker too (what a Kubernetes gRPC probe sees as NOT_SERVING).
+    const grpcScope = new GrpcTestScope();
+    try {
+      const tasker = grpcScope.client(orchestration.grpcAddress ?? '', 'tasker.v1.HealthService');
+      const ready = await unary<{
+        status: string;
+        checks: Record<string, { status: string; message?: string }>;
+      }>(tasker, 'CheckReadiness');
+      expect(ready.status).toBe('HEALTH_STATUS_UNHEALTHY');
+      expect(ready.checks.circuit_breaker_database?.status).toMatch(/HEALTH_STATUS_(UNHEALTHY|DEGRADED)/);
+    } finally {
+      await grpcScope.close();
+    }
     expect(['open', 'half_open']).toContain((health.body.circuit_breakers as Json).database);
 
     // /metrics still answers (its database-backed sources fail fast) and shows the open breakers.

@@ -75,7 +75,7 @@ describe('concurrent task creation', () => {
       expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(21);
       expect(rejected).toHaveLength(9);
       for (const outcome of rejected) {
-        expect((outcome).reason).toBeInstanceOf(ConflictError);
+        expect(outcome.reason).toBeInstanceOf(ConflictError);
       }
       const { rows } = await pool.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM tasker.tasks t JOIN tasker.named_tasks n USING (named_task_uuid)
