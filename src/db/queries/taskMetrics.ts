@@ -85,6 +85,21 @@ class TransitionWindow {
   }
 }
 
+/** A reader of what was written since its previous read, `settleMs` behind the clock (see below). */
+abstract class WindowedReader {
+  protected readonly window: TransitionWindow;
+  protected readonly settleMs: number;
+
+  /** Reads from `sinceMs` (Unix ms; usually process start) on. */
+  constructor(
+    protected readonly db: Queryable,
+    options: { sinceMs: number; settleMs: number },
+  ) {
+    this.window = new TransitionWindow(options.sinceMs);
+    this.settleMs = options.settleMs;
+  }
+}
+
 /**
  * Counts tasks that finished since the previous call, by reading terminal task transitions in a window of
  * their ids (UUIDv7: creation time first), so the read is a range scan of task_transitions' primary key
@@ -95,19 +110,7 @@ class TransitionWindow {
  * open `settleMs` after its transition was written would be missed (the counter undercounts it, nothing
  * else is affected).
  */
-export class TaskCompletionReader {
-  readonly #window: TransitionWindow;
-  readonly #settleMs: number;
-
-  /** Counts completions from `sinceMs` (Unix ms; usually process start) on. */
-  constructor(
-    private readonly db: Queryable,
-    options: { sinceMs: number; settleMs: number },
-  ) {
-    this.#window = new TransitionWindow(options.sinceMs);
-    this.#settleMs = options.settleMs;
-  }
-
+export class TaskCompletionReader extends WindowedReader {
   async read(): Promise<TaskCompletionsRow[]> {
     const { rows } = await this.db.query<{
       upper: string;
@@ -129,10 +132,10 @@ export class TaskCompletionReader {
          LEFT JOIN tasker.tasks t ON t.task_uuid = tt.task_uuid
          LEFT JOIN tasker.named_tasks nt ON nt.named_task_uuid = t.named_task_uuid
         GROUP BY w.upper, t.namespace_name, nt.name, tt.to_state`,
-      [this.#window.from, this.#settleMs, TERMINAL_STATES],
+      [this.window.from, this.settleMs, TERMINAL_STATES],
       { name: 'tasker_metrics_task_completions_v2' },
     );
-    this.#window.advance(rows[0]?.upper);
+    this.window.advance(rows[0]?.upper);
     return rows.flatMap((row) =>
       row.state === null || row.namespace === null || row.template === null
         ? []
@@ -162,18 +165,7 @@ export interface StepLatencyRow {
  * in_progress transition ids: enqueue → start of every run, and parent complete → child start of every first
  * run of a step with dependencies (the step-edge latency).
  */
-export class StepLatencyReader {
-  readonly #window: TransitionWindow;
-  readonly #settleMs: number;
-
-  constructor(
-    private readonly db: Queryable,
-    options: { sinceMs: number; settleMs: number },
-  ) {
-    this.#window = new TransitionWindow(options.sinceMs);
-    this.#settleMs = options.settleMs;
-  }
-
+export class StepLatencyReader extends WindowedReader {
   async read(): Promise<StepLatencyRow[]> {
     const { rows } = await this.db.query<{
       upper: string;
@@ -199,10 +191,10 @@ export class StepLatencyReader {
            ON enq.workflow_step_uuid = tr.workflow_step_uuid AND enq.sort_key = tr.sort_key - 1 AND enq.to_state = 'enqueued'
          LEFT JOIN tasker.workflow_steps s ON s.workflow_step_uuid = tr.workflow_step_uuid
          LEFT JOIN tasker.tasks t ON t.task_uuid = s.task_uuid`,
-      [this.#window.from, this.#settleMs],
+      [this.window.from, this.settleMs],
       { name: 'tasker_metrics_step_latencies' },
     );
-    this.#window.advance(rows[0]?.upper);
+    this.window.advance(rows[0]?.upper);
     return rows.flatMap((row) =>
       row.namespace === null
         ? []
