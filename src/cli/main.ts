@@ -10,6 +10,12 @@ import { registerDevCommand } from './devCommand.ts';
 import { registerClientCommands } from './clientCommands.ts';
 import { TASKER_VERSION } from '../services/version.ts';
 
+// `tasker config show | head` closes the pipe early: that is the reader being done, not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
 const program = new Command()
   .name('tasker')
   .description('Tasker: DAG workflow orchestration on PostgreSQL for TypeScript step handlers')

@@ -267,7 +267,7 @@ export class Worker {
       (error: unknown) => {
         this.release(step);
         this.logger.error(
-          { step_uuid: step.stepUuid, err: error instanceof Error ? error.message : String(error) },
+          { ...stepLogFields(step), err: error instanceof Error ? error.message : String(error) },
           'step run failed',
         );
         this.loop.wake();
