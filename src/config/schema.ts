@@ -13,7 +13,6 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 
 const SERVICES_PENDING = 'orchestration and worker services (issue 5)';
 const ENGINE_PENDING = 'workflow engine (issue 4)';
-const OPS_PENDING = 'operations surface (issue 7)';
 const RABBITMQ_PENDING = 'RabbitMQ backend (roadmap: later)';
 
 const MINUTE_MS = 60_000;
@@ -380,17 +379,29 @@ export const configSchema = table(
         ),
         health: table(
           {
-            health_check_interval_ms: int(100, HOUR_MS, 30_000, 'How often internal health is evaluated.', {
-              pending: OPS_PENDING,
-            }),
-            unhealthy_threshold: int(1, 1_000, 3, 'Failed checks in a row before reporting unhealthy.', {
-              pending: OPS_PENDING,
-            }),
-            recovery_threshold: int(1, 1_000, 2, 'Passed checks in a row before reporting healthy again.', {
-              pending: OPS_PENDING,
-            }),
+            health_check_interval_ms: int(
+              100,
+              HOUR_MS,
+              30_000,
+              "How often /health's checks also run in the background (every /health request runs them too).",
+            ),
+            unhealthy_threshold: int(
+              1,
+              1_000,
+              3,
+              'Failed evaluations in a row before /health reports unhealthy (1: at once).',
+            ),
+            recovery_threshold: int(
+              1,
+              1_000,
+              2,
+              'Passed evaluations in a row before /health reports healthy again.',
+            ),
           },
-          { description: 'Health evaluation.', pending: OPS_PENDING },
+          {
+            description:
+              'Health evaluation of the orchestration /health endpoint: hysteresis, so one slow check does not flip a probe. /health/ready, /health/live and gRPC readiness answer their live checks.',
+          },
         ),
         web: webSettings(8080),
         grpc: grpcSettings(9190),

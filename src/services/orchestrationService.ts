@@ -155,6 +155,11 @@ export async function startOrchestrationService(
         taskCompletionWaiter: completions,
         ...(metrics !== undefined && { metrics }),
         ...(tracing !== undefined && { tracing: tracing.tracing }),
+        healthEvaluation: {
+          intervalMs: config.orchestration.health.health_check_interval_ms,
+          unhealthyThreshold: config.orchestration.health.unhealthy_threshold,
+          recoveryThreshold: config.orchestration.health.recovery_threshold,
+        },
         healthSources: {
           coordination: orchestrator.monitor,
           executors: () => orchestrator.executorSnapshots(),

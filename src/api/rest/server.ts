@@ -21,6 +21,7 @@ import type { RestContext } from './restContext.ts';
 import { RouteTable } from './routeTable.ts';
 import { registerDlqRoutes } from './routes/dlqRoutes.ts';
 import { registerHealthRoutes } from './routes/healthRoutes.ts';
+import type { HealthEvaluatorSettings } from './healthEvaluator.ts';
 import type { HealthStatus } from './routes/healthRoutes.ts';
 import type { HealthSources } from './healthReport.ts';
 import { registerMetricsRoute } from './routes/metricsRoute.ts';
@@ -51,6 +52,8 @@ export interface RestServerOptions {
   readinessChecks?: Record<string, () => Promise<{ status: HealthStatus; message?: string }>>;
   /** How the service learns of work, for /health/detailed. @defaultValue none (sections left out) */
   healthSources?: HealthSources;
+  /** `[orchestration.health]`: /health reports its checks with this hysteresis. @defaultValue none */
+  healthEvaluation?: HealthEvaluatorSettings;
   /** Shown in the OpenAPI document and /health/ready. */
   version?: string;
   /**
@@ -196,6 +199,7 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
     readinessChecks: options.readinessChecks ?? {},
     version: options.version,
     healthSources: options.healthSources,
+    healthEvaluation: options.healthEvaluation,
   });
   app.get('/api-docs/openapi.json', { schema: { hide: true } }, () => app.swagger());
 

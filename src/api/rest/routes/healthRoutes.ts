@@ -14,6 +14,8 @@ import {
   workIntake,
 } from '../healthReport.ts';
 import type { HealthSources } from '../healthReport.ts';
+import { HealthEvaluator } from '../healthEvaluator.ts';
+import type { HealthEvaluatorSettings } from '../healthEvaluator.ts';
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
 
@@ -85,6 +87,7 @@ const detailedSchema = {
     database: { type: 'object', additionalProperties: true },
     circuit_breakers: { type: 'object', additionalProperties: true },
     executors: { type: 'object', additionalProperties: true },
+    health_evaluation: { type: 'object', additionalProperties: true },
   },
 } as const;
 
@@ -130,6 +133,12 @@ export function registerHealthRoutes(
     version: string | undefined;
     /** Listener, polling and mode for /health/detailed; without it those sections are left out. */
     healthSources?: HealthSources | undefined;
+    /**
+     * `[orchestration.health]` hysteresis: /health records its live checks in a HealthEvaluator (which also
+     * runs them every intervalMs) and answers the evaluated status. Without it, /health answers its live
+     * checks as they are.
+     */
+    healthEvaluation?: HealthEvaluatorSettings | undefined;
   },
 ): void {
   const startedAt = Date.now();
@@ -147,7 +156,7 @@ export function registerHealthRoutes(
     () => Promise.resolve(live()),
   );
 
-  const components = async () => {
+  const liveComponents = async () => {
     const [database, messageQueue] = await Promise.all([
       componentStatus(databaseCheck(ctx.db)),
       componentStatus(messageQueueCheck(ctx.db, PROBE_QUEUE)),
@@ -156,14 +165,24 @@ export function registerHealthRoutes(
     const intake = options.healthSources === undefined ? null : workIntake(options.healthSources);
     // An open circuit breaker fails calls at once: the service cannot do its work until it closes.
     const breakers = circuitBreakerStates(options.healthSources);
-    const status =
+    const passed =
       database === 'healthy' &&
       messageQueue === 'healthy' &&
       (intake?.canReceiveWork ?? true) &&
-      !breakers.anyOpen
-        ? 'healthy'
-        : 'unhealthy';
-    return { status, database, messageQueue, intake, breakers: breakers.states } as const;
+      !breakers.anyOpen;
+    return { passed, database, messageQueue, intake, breakers: breakers.states } as const;
+  };
+  // The background evaluation (every health_check_interval_ms) runs the same checks.
+  const evaluator =
+    options.healthEvaluation === undefined
+      ? undefined
+      : new HealthEvaluator(options.healthEvaluation, async () => (await liveComponents()).passed);
+  evaluator?.start();
+  app.addHook('onClose', () => evaluator?.stop());
+  const components = async () => {
+    const { passed, ...live } = await liveComponents();
+    const status = evaluator?.record(passed) ?? (passed ? 'healthy' : 'unhealthy');
+    return { status, ...live } as const;
   };
 
   app.get(
@@ -212,6 +231,7 @@ export function registerHealthRoutes(
         timestamp: new Date().toISOString(),
         ...(options.version !== undefined && { version: options.version }),
         uptime_seconds: Math.round((Date.now() - startedAt) / 1000),
+        ...(evaluator !== undefined && { health_evaluation: evaluator.snapshot() }),
         ...(intake?.problem != null && { message: intake.problem }),
         ...(sources !== undefined && {
           deployment_mode: sources.coordination.mode,
