@@ -40,6 +40,12 @@ half_open_timeout_seconds = 5
 [orchestration.staleness]
 enabled = false
 
+# /health answers its checks as they are here (its hysteresis has a test of its own).
+[orchestration.health]
+health_check_interval_ms = 200
+unhealthy_threshold = 1
+recovery_threshold = 1
+
 [orchestration.hybrid]
 polling_interval_ms = 200
 
@@ -341,8 +347,12 @@ describe('circuit breakers of real tasker processes when the database goes away 
         async () => {
           const answer = await get(`${url}/health/detailed`);
           const breakers = breakersOf(answer.body);
+          // The orchestrator's /health counts recovery_threshold passed evaluations before it says healthy.
           return (
-            breakers.database?.state === 'closed' && breakers.message_queue?.state === 'closed' && answer
+            breakers.database?.state === 'closed' &&
+            breakers.message_queue?.state === 'closed' &&
+            answer.status === 200 &&
+            answer
           );
         },
         20_000,
