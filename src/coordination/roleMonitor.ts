@@ -5,6 +5,7 @@ import type { TaskerMetrics } from '../observability/metrics.ts';
 import { CoordinationMonitor } from './coordinationMonitor.ts';
 import type { ListenerStateSource } from './coordinationMonitor.ts';
 import type { CoordinationSettings } from './coordinationSettings.ts';
+import type { ConsumerMetrics } from './queueConsumer.ts';
 
 /** The LISTEN connection behind a provider that has one (PGMQ creates it on first subscribe). */
 export function providerListenerState(provider: MessagingProvider): ListenerStateSource {
@@ -16,21 +17,26 @@ export function providerListenerState(provider: MessagingProvider): ListenerStat
 }
 
 /**
- * The monitor of one role (an Orchestrator or a Worker): reads the given listener state, or the provider's,
- * and counts Hybrid's switches in the metrics when there are any.
+ * The coordination of one role (an Orchestrator or a Worker): its monitor, reading the given listener state
+ * or the provider's and counting Hybrid's switches in the metrics, and what its queue consumers report to
+ * the metrics (when there are any).
  */
-export function roleMonitor(options: {
+export function roleCoordination(options: {
   settings: CoordinationSettings;
   provider: MessagingProvider;
   listenerState: ListenerStateSource | undefined;
   logger: Logger;
   metrics: TaskerMetrics | undefined;
-}): CoordinationMonitor {
+}): { monitor: CoordinationMonitor; consumerMetrics: { metrics?: ConsumerMetrics } } {
   const { metrics, settings } = options;
-  return new CoordinationMonitor({
+  const monitor = new CoordinationMonitor({
     settings,
     listenerState: options.listenerState ?? providerListenerState(options.provider),
     logger: options.logger,
     ...(metrics !== undefined && { onSwitch: (to) => metrics.recordModeSwitch(settings.mode, to) }),
   });
+  return {
+    monitor,
+    consumerMetrics: metrics === undefined ? {} : { metrics: metrics.consumerMetrics(settings.mode) },
+  };
 }

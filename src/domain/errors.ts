@@ -36,7 +36,10 @@ export type TaskerErrorCode =
   | 'TASKER_LISTEN_FAILED'
   | 'TASKER_SERVER_UNREACHABLE'
   | 'TASKER_API_ERROR'
-  // The REST layer's own (src/api/rest/apiError.ts).
+  | HttpLayerErrorCode;
+
+/** The REST layer's own codes (src/api/rest/apiError.ts raises them). */
+export type HttpLayerErrorCode =
   | 'TASKER_INVALID_REQUEST'
   | 'TASKER_INVALID_UUID'
   | 'TASKER_MALFORMED_JSON'

@@ -10,7 +10,7 @@ import { defaultCoordination } from '../coordination/coordinationSettings.ts';
 import type { OrchestrationCoordination } from '../coordination/coordinationSettings.ts';
 import { ExecutorPool } from '../coordination/executorPool.ts';
 import type { ExecutorPoolSettings, ExecutorPoolSnapshot } from '../coordination/executorPool.ts';
-import { roleMonitor } from '../coordination/roleMonitor.ts';
+import { roleCoordination } from '../coordination/roleMonitor.ts';
 import { QueueConsumer } from '../coordination/queueConsumer.ts';
 import type { DrainReport, DrainTrigger } from '../coordination/queueConsumer.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -100,15 +100,14 @@ export class Orchestrator {
       processor_uuid: this.processorUuid,
     });
     this.coordination = options.coordination ?? libraryCoordination(options);
-    const metrics = options.metrics;
-    this.monitor = roleMonitor({
+    const { monitor, consumerMetrics } = roleCoordination({
       settings: this.coordination,
       provider: options.provider,
       listenerState: options.listenerState,
       logger: this.logger,
-      metrics,
+      metrics: options.metrics,
     });
-    const consumerMetrics = metrics?.consumerMetrics(this.coordination.mode);
+    this.monitor = monitor;
     const intervals: Record<OrchestrationStage, number> = {
       task_initializer: this.coordination.pollIntervalMs.taskRequests,
       result_processor: this.coordination.pollIntervalMs.stepResults,
@@ -135,7 +134,7 @@ export class Orchestrator {
           !this.coordination.stepResultListeners && { listen: false, poll: true }),
         pool,
         logger: this.logger,
-        ...(consumerMetrics !== undefined && { metrics: consumerMetrics }),
+        ...consumerMetrics,
       });
       return { name, queue, pool, consumer };
     });
@@ -171,16 +170,6 @@ export class Orchestrator {
   executorSnapshots(): Record<OrchestrationStage, ExecutorPoolSnapshot> {
     const entries = this.stages.map((stage) => [stage.name, stage.pool.snapshot()] as const);
     return Object.fromEntries(entries) as Record<OrchestrationStage, ExecutorPoolSnapshot>;
-  }
-
-  /** Handles everything waiting in the three queues now (tests, tools). */
-  async drain(): Promise<void> {
-    for (const stage of this.stages) {
-      for (;;) {
-        const report = await this.drainStage(stage.name, 'wake');
-        if (!report.full) break;
-      }
-    }
   }
 
   private async drainStage(stage: OrchestrationStage, trigger: DrainTrigger): Promise<DrainReport> {

@@ -8,7 +8,7 @@ import type { CoordinationMonitor } from '../coordination/coordinationMonitor.ts
 import type { ListenerStateSource } from '../coordination/coordinationMonitor.ts';
 import { defaultCoordination } from '../coordination/coordinationSettings.ts';
 import type { WorkerCoordination } from '../coordination/coordinationSettings.ts';
-import { roleMonitor } from '../coordination/roleMonitor.ts';
+import { roleCoordination } from '../coordination/roleMonitor.ts';
 import { QueueConsumer } from '../coordination/queueConsumer.ts';
 import type { DrainReport, DrainTrigger } from '../coordination/queueConsumer.ts';
 import { completeManyAndClaim, poolIsBusy, signalSoon } from '../db/queries/completeStep.ts';
@@ -146,24 +146,23 @@ export class Worker {
     this.logger = (options.logger ?? silentLogger).child({ component: 'worker', worker_id: this.id });
     this.debugEnabled = this.logger.isLevelEnabled('debug');
     this.coordination = options.coordination ?? libraryCoordination(options);
-    const metrics = options.metrics;
-    this.monitor = roleMonitor({
+    const { monitor, consumerMetrics } = roleCoordination({
       settings: this.coordination,
       provider: options.provider,
       listenerState: options.listenerState,
       logger: this.logger,
-      metrics,
+      metrics: options.metrics,
     });
-    const consumerMetrics = metrics?.consumerMetrics(this.coordination.mode);
+    this.monitor = monitor;
     this.loop = new QueueConsumer({
       name: this.namespaces.map(workerQueueName).join(','),
       provider: options.provider,
       queues: this.namespaces.map(workerQueueName),
-      drain: (trigger) => this.drainFor(trigger),
+      drain: (trigger) => this.drain(trigger),
       monitor: this.monitor,
       pollIntervalMs: this.coordination.pollIntervalMs,
       logger: this.logger,
-      ...(consumerMetrics !== undefined && { metrics: consumerMetrics }),
+      ...consumerMetrics,
     });
   }
 
@@ -231,14 +230,10 @@ export class Worker {
   /**
    * Claims and starts as many steps as capacity allows, namespaces taken in turn. A claim that returns fewer
    * steps than asked for found that namespace's queue without more visible work, so this drain does not ask
-   * it again (a message sent meanwhile comes with its own wake-up).
+   * it again (a message sent meanwhile comes with its own wake-up). A poll-triggered drain reads at most
+   * `batch_size` per claim (PollingOnly's and Hybrid's polling).
    */
-  async drain(): Promise<void> {
-    await this.drainFor('wake');
-  }
-
-  /** A poll-triggered drain reads at most `batch_size` per claim (PollingOnly's and Hybrid's polling). */
-  private async drainFor(trigger: DrainTrigger): Promise<DrainReport> {
+  private async drain(trigger: DrainTrigger): Promise<DrainReport> {
     const lease = this.options.leaseSeconds ?? 30;
     const perRead = trigger === 'poll' ? this.coordination.batchSize : Number.POSITIVE_INFINITY;
     const exhausted = new Set<string>();

@@ -4,24 +4,10 @@
  * `TaskerError` (codes documented in docs/errors.md), and carry the HTTP status and headers to answer with.
  */
 import { TaskerError } from '../../domain/errors.ts';
-import type { TaskerErrorCode } from '../../domain/errors.ts';
+import type { HttpLayerErrorCode } from '../../domain/errors.ts';
 
 /** The HTTP layer's own codes: part of the one code list (TaskerErrorCode), documented in docs/errors.md. */
-export type ApiErrorCode = Extract<
-  TaskerErrorCode,
-  | 'TASKER_INVALID_REQUEST'
-  | 'TASKER_INVALID_UUID'
-  | 'TASKER_MALFORMED_JSON'
-  | 'TASKER_JSON_TOO_DEEP'
-  | 'TASKER_BAD_REQUEST'
-  | 'TASKER_UNSUPPORTED_MEDIA_TYPE'
-  | 'TASKER_BODY_TOO_LARGE'
-  | 'TASKER_ROUTE_NOT_FOUND'
-  | 'TASKER_METHOD_NOT_ALLOWED'
-  | 'TASKER_SERVICE_OVERLOADED'
-  | 'TASKER_REQUEST_TIMEOUT'
-  | 'TASKER_INTERNAL'
->;
+export type ApiErrorCode = HttpLayerErrorCode;
 
 export class ApiError extends TaskerError {
   readonly status: number;

@@ -63,13 +63,12 @@ export async function insertTask(
   edges: { from: string; to: string }[],
   requestMsgId?: string,
 ): Promise<CreatedTask> {
-  const params = [JSON.stringify(task), JSON.stringify(steps), JSON.stringify(edges), requestMsgId ?? null];
   // Inside a caller's transaction the signal must ride in it; alone on the pool, riding in the commit saves
   // the signal's own round trip and holds up nobody (the same choice as the worker's completing commits).
   if (!isDatabase(db) || !poolIsBusy(db)) {
     const { rows } = await db.query<{ task_uuid: string; current_state: string; enqueued_steps: number }>(
       'SELECT task_uuid, current_state, enqueued_steps FROM tasker.create_task($1::jsonb, $2::jsonb, $3::jsonb, $4::bigint)',
-      params,
+      [JSON.stringify(task), JSON.stringify(steps), JSON.stringify(edges), requestMsgId ?? null],
       { name: 'tasker_create_task' },
     );
     const row = rows[0];
