@@ -179,6 +179,12 @@ DECLARE
   v_done_live boolean[];
   v_done_namespaces text[];
   v_finish uuid[] := '{}';
+  -- States compared through variables, not literals: a generic plan then cannot prove the partial indexes
+  -- workflow_steps_in_progress_idx and tasks_active_idx usable, and finds rows by primary key. With the
+  -- literals it scanned those indexes whole, and without vacuum they keep an entry for every step that was
+  -- ever in progress and every task that ever ran: the cost of a batch grew with the table.
+  c_in_progress CONSTANT text := 'in_progress';
+  c_steps_in_process CONSTANT text := 'steps_in_process';
 BEGIN
   -- Every task of the batch locked up front, in task_uuid order: the locking order of every function here.
   PERFORM 1 FROM tasker.tasks t
@@ -197,7 +203,7 @@ BEGIN
       SET current_state = 'complete', in_process = false, processed = true, processed_at = now(), results = res.payload,
           updated_at = now()
       FROM res
-      WHERE ws.workflow_step_uuid = res.step_uuid AND ws.task_uuid = res.task_uuid AND ws.current_state = 'in_progress'
+      WHERE ws.workflow_step_uuid = res.step_uuid AND ws.task_uuid = res.task_uuid AND ws.current_state = c_in_progress
         AND ws.attempts = res.attempt AND ws.claimed_by IS NOT DISTINCT FROM p_worker
       RETURNING ws.workflow_step_uuid, ws.task_uuid, ws.lease_msg_id, res.attempt, res.execution_ms
     ), flipped AS (
@@ -307,7 +313,7 @@ BEGIN
         WITH fin AS (
           UPDATE tasker.tasks t
           SET current_state = 'complete', complete = true, completed_at = now(), updated_at = now()
-          WHERE t.task_uuid = ANY(v_finish) AND t.current_state = 'steps_in_process'
+          WHERE t.task_uuid = ANY(v_finish) AND t.current_state = c_steps_in_process
           RETURNING t.task_uuid
         ), flipped AS (
           UPDATE tasker.task_transitions tt SET most_recent = false

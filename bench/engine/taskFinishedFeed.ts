@@ -14,6 +14,9 @@ export class TaskFinishedFeed {
   private connection: ListenConnection | null = null;
   private readonly finished = new Map<string, string>();
   private readonly waiters = new Map<string, (state: string) => void>();
+  /** Notifications since the last clear(), and who waits for that count to reach a number. */
+  private count = 0;
+  private countWaiter: { target: number; resolve: () => void } | null = null;
 
   constructor(private readonly db: PostgresDatabase) {}
 
@@ -21,6 +24,11 @@ export class TaskFinishedFeed {
     this.connection = await this.db.openListenConnection({
       onNotification: (_channel, payload) => {
         const [taskUuid = '', state = ''] = payload.split(':');
+        this.count += 1;
+        if (this.countWaiter !== null && this.count >= this.countWaiter.target) {
+          this.countWaiter.resolve();
+          this.countWaiter = null;
+        }
         const waiter = this.waiters.get(taskUuid);
         if (waiter === undefined) this.finished.set(taskUuid, state);
         else {
@@ -52,9 +60,31 @@ export class TaskFinishedFeed {
     });
   }
 
-  /** Forgets notifications nobody waited for (bulk scenarios, warm-up). */
+  /**
+   * Resolves true once `target` tasks have finished since the last clear(), or false after `timeoutMs` (the
+   * caller then asks the database: a notification is a hint, and one could be lost with its connection).
+   */
+  waitForCount(target: number, timeoutMs: number): Promise<boolean> {
+    if (this.count >= target) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.countWaiter = null;
+        resolve(false);
+      }, timeoutMs);
+      this.countWaiter = {
+        target,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+      };
+    });
+  }
+
+  /** Forgets notifications nobody waited for and restarts the count (bulk scenarios, warm-up). */
   clear(): void {
     this.finished.clear();
+    this.count = 0;
   }
 
   async stop(): Promise<void> {

@@ -120,6 +120,8 @@ export class Worker {
   private readonly pendingResults = new Map<string, PendingResult[]>();
   /** Batches on their way, per namespace. */
   private readonly flushing = new Map<string, number>();
+  /** Namespaces whose next batch goes at the end of this turn of the event loop. */
+  private readonly flushScheduled = new Set<string>();
   private readonly shutdown = new AbortController();
   /** Handlers running at most at once (maxConcurrentHandlers). */
   readonly capacity: number;
@@ -354,7 +356,7 @@ export class Worker {
    * chain, the step this result makes ready is claimed without a notification or another commit.
    * Results are stored in batches, at most MAX_BATCHES_IN_FLIGHT on their way per namespace: a result that
    * finishes while they are busy waits and goes with the next batch (one commit and one queue read for all of
-   * them); a result that finishes alone goes at once.
+   * them); otherwise the results of one turn of the event loop go together at its end.
    * `refilled` is true when that claim looked at everything this worker could take: it filled the room, or
    * it found the (only) namespace's queue without more visible work. Work that becomes visible later comes
    * with its own signal (or a retry's timer, or the poll).
@@ -367,7 +369,17 @@ export class Worker {
         this.pendingResults.set(namespace, queue);
       }
       queue.push({ step, outcome, resolve });
-      if ((this.flushing.get(namespace) ?? 0) < MAX_BATCHES_IN_FLIGHT) void this.flushResults(namespace);
+      if (
+        !this.flushScheduled.has(namespace) &&
+        (this.flushing.get(namespace) ?? 0) < MAX_BATCHES_IN_FLIGHT
+      ) {
+        // At the end of this turn of the event loop: handlers that finish together go in one batch.
+        this.flushScheduled.add(namespace);
+        setImmediate(() => {
+          this.flushScheduled.delete(namespace);
+          void this.flushResults(namespace);
+        });
+      }
     });
   }
 

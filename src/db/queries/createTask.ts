@@ -102,6 +102,8 @@ interface PendingCreate {
 interface CreateBatcher {
   pending: PendingCreate[];
   inFlight: number;
+  /** A flush is scheduled for the end of this turn of the event loop. */
+  scheduled: boolean;
 }
 
 /** Most tasks created in one commit. */
@@ -115,22 +117,31 @@ const MAX_CREATE_BATCHES_IN_FLIGHT = 2;
 const createBatchers = new WeakMap<Queryable, CreateBatcher>();
 
 /**
- * Concurrent creations on a busy pool share commits: a creation that finds fewer than
- * MAX_CREATE_BATCHES_IN_FLIGHT commits on their way goes at once, alone; the ones submitted while those are
- * busy wait and go together (tasker.create_tasks_quiet), up to MAX_CREATE_BATCH per commit. Each caller
+ * Concurrent creations on a busy pool share commits: creations submitted in one turn of the event loop go
+ * together at its end (setImmediate) when fewer than MAX_CREATE_BATCHES_IN_FLIGHT commits are on their way;
+ * the ones submitted while those are busy wait and go together with the next (tasker.create_tasks_quiet), up
+ * to MAX_CREATE_BATCH per commit. Gathering the turn matters: callers whose creations committed together
+ * submit their next ones in the same turn, and the first of them going alone would cost a whole commit for
+ * one task (a batch is written as a set, migration 0009, so its cost hardly depends on its size). Each caller
  * still returns only once its task is committed. A failing batch (a duplicate identity, a deadlock between
  * two batches on the identity index) is retried task by task, so each request gets its own outcome.
  */
 function batchedCreate(db: Queryable, item: CreateItem): Promise<CreatedTask> {
   let batcher = createBatchers.get(db);
   if (batcher === undefined) {
-    batcher = { pending: [], inFlight: 0 };
+    batcher = { pending: [], inFlight: 0, scheduled: false };
     createBatchers.set(db, batcher);
   }
   const current = batcher;
   return new Promise<CreatedTask>((resolve, reject) => {
     current.pending.push({ item, resolve, reject });
-    if (current.inFlight < MAX_CREATE_BATCHES_IN_FLIGHT) void flushCreates(db, current);
+    if (!current.scheduled && current.inFlight < MAX_CREATE_BATCHES_IN_FLIGHT) {
+      current.scheduled = true;
+      setImmediate(() => {
+        current.scheduled = false;
+        void flushCreates(db, current);
+      });
+    }
   });
 }
 
