@@ -37,6 +37,15 @@ const WORKER_SCRIPT = new URL('./workerProcess.ts', import.meta.url);
 const ORCHESTRATOR_POOL_SIZE = 4;
 const TERMINAL_STATES = ['complete', 'error', 'cancelled', 'resolved_manually'];
 /** How often the bulk scenarios look whether every task has finished. */
+/** How the bulk scenarios submit their tasks, for the headings. */
+function submission(config: BenchConfig): string {
+  return config.createConcurrency === null
+    ? 'every createTask() call in flight together'
+    : `${config.createConcurrency} concurrent createTask() loops`;
+}
+
+/** Connections of the bench's creating pool (the default of `[database] max_connections`). */
+const CREATOR_POOL_SIZE = 10;
 /** How long the bulk scenarios wait for task-finished notifications before asking the database. */
 const BULK_CHECK_MS = 1_000;
 /** A single linear run slower than this is a hang, not a sample. */
@@ -65,9 +74,11 @@ interface BenchConfig {
   wait: 'notify' | 'poll';
   diamonds: number;
   oneStepTasks: number;
-  createConcurrency: number;
+  /** createTask calls in flight in the bulk scenarios; null: every task of the scenario at once. */
+  createConcurrency: number | null;
   workerCapacity: number;
-  oneStepCapacities: number[];
+  /** Worker maxConcurrentHandlers values the bulk scenarios (diamonds, one-step) are run with. */
+  bulkCapacities: number[];
   workerPoolSize: number;
   timeoutSeconds: number;
 }
@@ -95,9 +106,12 @@ function readConfig(): BenchConfig {
     wait: process.env.BENCH_WAIT === 'poll' ? 'poll' : 'notify',
     diamonds: whole('BENCH_DIAMONDS', 500),
     oneStepTasks: whole('BENCH_ONE_STEP_TASKS', 5000),
-    createConcurrency: whole('BENCH_CREATE_CONCURRENCY', 8),
+    createConcurrency:
+      (process.env.BENCH_CREATE_CONCURRENCY ?? 'all').trim() === 'all'
+        ? null
+        : whole('BENCH_CREATE_CONCURRENCY', 8),
     workerCapacity,
-    oneStepCapacities: envIntegerList('BENCH_ONE_STEP_CAPACITIES', [workerCapacity, 50]),
+    bulkCapacities: envIntegerList('BENCH_BULK_CAPACITIES', [workerCapacity, 50]),
     workerPoolSize: whole('BENCH_WORKER_POOL', 10),
     timeoutSeconds: envNumber('BENCH_TIMEOUT_SECONDS', 120),
   };
@@ -136,7 +150,7 @@ interface BulkResult {
 interface ModeResult {
   mode: Mode;
   linear: LinearResult;
-  diamonds: BulkResult;
+  diamonds: BulkResult[];
   oneStep: BulkResult[];
 }
 
@@ -324,8 +338,8 @@ async function waitForAllTasks(rig: Rig, total: number): Promise<void> {
 }
 
 /**
- * Submits `count` tasks at once (createConcurrency createTask calls in flight), waits for all of them to
- * finish, then reads what the database recorded. The tables were emptied first, so "all tasks" is this run.
+ * Submits `count` tasks at once (every createTask call in flight together, or createConcurrency of them
+ * at a time), waits for all of them to finish, then reads what the database recorded. The tables were emptied first, so "all tasks" is this run.
  */
 async function benchBulk(
   rig: Rig,
@@ -338,7 +352,7 @@ async function benchBulk(
   let next = 0;
   const startedAt = performance.now();
   await Promise.all(
-    Array.from({ length: rig.config.createConcurrency }, async () => {
+    Array.from({ length: rig.config.createConcurrency ?? count }, async () => {
       for (let seq = next++; seq < count; seq = next++) {
         await createTask(rig.creator, taskRequest(workflow, seq), { templates: rig.templates });
       }
@@ -395,15 +409,16 @@ async function runMode(rig: Rig, mode: Mode): Promise<ModeResult> {
     try {
       progress(`${label}: linear 4-step, ${config.linearRuns} runs (+${config.linearWarmup} warm-up)`);
       const linear = await benchLinear(rig);
-      progress(`${label}: ${config.diamonds} diamonds`);
-      const diamonds = await benchBulk(rig, DIAMOND, config.diamonds, capacity);
+      const diamonds: BulkResult[] = [];
       const oneStep: BulkResult[] = [];
-      for (const wanted of config.oneStepCapacities) {
+      for (const wanted of config.bulkCapacities) {
         if (wanted !== capacity) {
           await stop(rig, worker);
           capacity = wanted;
           worker = await launchWorker(rig, mode, capacity);
         }
+        progress(`${label}: ${config.diamonds} diamonds, worker capacity ${capacity}`);
+        diamonds.push(await benchBulk(rig, DIAMOND, config.diamonds, capacity));
         progress(`${label}: ${config.oneStepTasks} one-step tasks, worker capacity ${capacity}`);
         oneStep.push(await benchBulk(rig, ONE_STEP, config.oneStepTasks, capacity));
       }
@@ -418,9 +433,9 @@ async function runMode(rig: Rig, mode: Mode): Promise<ModeResult> {
 
 const perSecond = (count: number, seconds: number): number => (seconds > 0 ? count / seconds : Number.NaN);
 
-/** The one-step run with the highest client-observed rate. */
-function bestOneStep(result: ModeResult): BulkResult | undefined {
-  return [...result.oneStep].sort(
+/** The run with the highest client-observed rate (of the capacities tried). */
+function bestRun(runs: readonly BulkResult[]): BulkResult | undefined {
+  return [...runs].sort(
     (a, b) => perSecond(b.tasks, b.clientSeconds) - perSecond(a.tasks, a.clientSeconds),
   )[0];
 }
@@ -472,12 +487,12 @@ function printHeader(
   console.log(
     `  settings:   linear ${config.linearRuns} runs one at a time (+${config.linearWarmup} warm-up, not kept); ` +
       `${config.diamonds} diamonds; ${config.oneStepTasks} one-step tasks; bulk tasks created by ` +
-      `${config.createConcurrency} concurrent createTask() calls`,
+      `${submission(config)} (createTask batches concurrent calls into shared commits)`,
   );
   console.log(
     `  processes:  orchestrator and worker each in its own child process, woken by LISTEN/NOTIFY (1 s ` +
-      `safety-net poll); worker maxConcurrentHandlers ${config.workerCapacity} (one-step: ` +
-      `${config.oneStepCapacities.join(' and ')}), worker pool ${config.workerPoolSize} connections, ` +
+      `safety-net poll); worker maxConcurrentHandlers ${config.workerCapacity} (bulk scenarios: ` +
+      `${config.bulkCapacities.join(' and ')}), worker pool ${config.workerPoolSize} connections, ` +
       `orchestrator pool ${ORCHESTRATOR_POOL_SIZE}`,
   );
   console.log(
@@ -597,28 +612,28 @@ const creationBound = (b: BulkResult): boolean => b.createSeconds >= 0.9 * b.cli
 const BULK_HEADERS = ['tasks', 'failed', 'create s', 'client s', 'tasks/s', 'steps/s', 'db s', 'db tasks/s'];
 
 function printDiamonds(results: readonly ModeResult[], config: BenchConfig): void {
-  console.log(
-    `3. ${config.diamonds} diamonds (A → B, C → D) submitted at once by ${config.createConcurrency} concurrent creators`,
-  );
-  const rows = results.map((r) => [
-    MODE_LABEL[r.mode],
-    ...bulkCells(r.diamonds),
-    fixed(r.diamonds.taskLatencyMs.p50, 1),
-    fixed(r.diamonds.taskLatencyMs.p99, 1),
-    creationBound(r.diamonds) ? 'creation-bound' : '',
-  ]);
-  const headers = ['mode', ...BULK_HEADERS, 'latency p50 ms', 'latency p99 ms', 'note'];
+  console.log(`3. ${config.diamonds} diamonds (A → B, C → D) submitted at once: ${submission(config)}`);
+  const rows = results.flatMap((r) => {
+    const best = bestRun(r.diamonds);
+    return r.diamonds.map((b) => [
+      MODE_LABEL[r.mode],
+      String(b.capacity),
+      ...bulkCells(b),
+      fixed(b.taskLatencyMs.p50, 1),
+      fixed(b.taskLatencyMs.p99, 1),
+      runNotes(b, b === best && r.diamonds.length > 1),
+    ]);
+  });
+  const headers = ['mode', 'capacity', ...BULK_HEADERS, 'latency p50 ms', 'latency p99 ms', 'note'];
   console.log(formatTable(headers, rows, [false, ...headers.slice(1, -1).map(() => true), false]));
   printBulkNotes();
   console.log('');
 }
 
 function printOneStep(results: readonly ModeResult[], config: BenchConfig): void {
-  console.log(
-    `4. ${config.oneStepTasks} one-step tasks submitted at once by ${config.createConcurrency} concurrent creators`,
-  );
+  console.log(`4. ${config.oneStepTasks} one-step tasks submitted at once: ${submission(config)}`);
   const rows = results.flatMap((r) => {
-    const best = bestOneStep(r);
+    const best = bestRun(r.oneStep);
     return r.oneStep.map((b) => [
       MODE_LABEL[r.mode],
       String(b.capacity),
@@ -627,9 +642,7 @@ function printOneStep(results: readonly ModeResult[], config: BenchConfig): void
       fixed(b.enqueueToStartMs.p99, 1),
       fixed(b.taskLatencyMs.p50, 1),
       fixed(b.taskLatencyMs.p99, 1),
-      [b === best && r.oneStep.length > 1 ? 'best' : '', creationBound(b) ? 'creation-bound' : '']
-        .filter((note) => note !== '')
-        .join(', '),
+      runNotes(b, b === best && r.oneStep.length > 1),
     ]);
   });
   const headers = [
@@ -649,6 +662,13 @@ function printOneStep(results: readonly ModeResult[], config: BenchConfig): void
       "transition (the worker's claim transaction's start). capacity = worker maxConcurrentHandlers.",
   );
   console.log('');
+}
+
+/** The note column of a bulk row: the best of the capacities tried, and whether creation set the pace. */
+function runNotes(run: BulkResult, best: boolean): string {
+  return [best ? 'best' : '', creationBound(run) ? 'creation-bound' : '']
+    .filter((note) => note !== '')
+    .join(', ');
 }
 
 function printBulkNotes(): void {
@@ -704,18 +724,27 @@ function printTargets(results: readonly ModeResult[]): void {
       ...COMPETITORS.map(() => '-'),
     ],
     [
-      'diamonds/s, client-observed',
+      'diamonds/s, client-observed, best capacity',
       `≥ ${TARGETS.diamondsPerSecond}`,
-      ...byMode((r) =>
-        versus(perSecond(r.diamonds.tasks, r.diamonds.clientSeconds), TARGETS.diamondsPerSecond, false, 0),
-      ),
+      ...byMode((r) => {
+        const best = bestRun(r.diamonds);
+        return best === undefined
+          ? 'n/a'
+          : versus(
+              perSecond(best.tasks, best.clientSeconds),
+              TARGETS.diamondsPerSecond,
+              false,
+              0,
+              ` (capacity ${best.capacity})`,
+            );
+      }),
       ...COMPETITORS.map((c) => String(c.diamondsPerSecond)),
     ],
     [
       'one-step tasks/s, client-observed, best capacity',
       `≥ ${TARGETS.oneStepPerSecond.toLocaleString('en-US')}`,
       ...byMode((r) => {
-        const best = bestOneStep(r);
+        const best = bestRun(r.oneStep);
         return best === undefined
           ? 'n/a'
           : versus(
@@ -787,7 +816,7 @@ function printJson(
       oneStepTasks: config.oneStepTasks,
       createConcurrency: config.createConcurrency,
       workerCapacity: config.workerCapacity,
-      oneStepCapacities: config.oneStepCapacities,
+      bulkCapacities: config.bulkCapacities,
       workerPoolSize: config.workerPoolSize,
       orchestratorPoolSize: ORCHESTRATOR_POOL_SIZE,
       processModel: 'one orchestrator process and one worker process, separate from the bench process',
@@ -802,9 +831,10 @@ function printJson(
         databaseRecordedMs: jsonDistribution(r.linear.databaseMs),
         edgesMs: r.linear.edges.map((edge) => ({ interval: edge.interval, ...jsonDistribution(edge.ms) })),
       },
-      diamonds: jsonBulk(r.diamonds),
+      diamonds: r.diamonds.map(jsonBulk),
+      diamondsBestCapacity: bestRun(r.diamonds)?.capacity ?? null,
       oneStep: r.oneStep.map(jsonBulk),
-      oneStepBestCapacity: bestOneStep(r)?.capacity ?? null,
+      oneStepBestCapacity: bestRun(r.oneStep)?.capacity ?? null,
     })),
     targets: TARGETS,
     competitors: COMPETITORS,
@@ -826,7 +856,9 @@ async function main(): Promise<void> {
       applicationName: 'tasker-bench-admin',
     }),
     creator: new PostgresDatabase(config.databaseUrl, {
-      maxConnections: config.createConcurrency,
+      // Like a service's pool: concurrent creations share commits (createTask batches them), so many calls
+      // in flight need few connections.
+      maxConnections: Math.min(config.createConcurrency ?? CREATOR_POOL_SIZE, CREATOR_POOL_SIZE),
       applicationName: 'tasker-bench-creator',
     }),
     poller: new PostgresDatabase(config.databaseUrl, {
