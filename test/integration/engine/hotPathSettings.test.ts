@@ -1,0 +1,53 @@
+/**
+ * Every tasker.* function the services call runs with JIT off (migration 0009). A generic plan's cost
+ * estimate grows with the tables, and past jit_above_cost PostgreSQL compiled small hot-path statements at
+ * every execution (6 ms for a 0.02 ms lookup). The list of functions is read from the source, so a function
+ * the code starts calling is checked too.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../../helpers/testDatabase.ts';
+
+const SRC = fileURLToPath(new URL('../../../src', import.meta.url));
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory()
+      ? sourceFiles(join(dir, entry.name))
+      : entry.name.endsWith('.ts')
+        ? [join(dir, entry.name)]
+        : [],
+  );
+}
+
+/** `tasker.<name>(` in code, comments left out. */
+function functionsCalledFromSource(): string[] {
+  const names = new Set<string>();
+  for (const file of sourceFiles(SRC)) {
+    const code = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((line) => !/^\s*(\/\/|\*|\/\*)/.test(line))
+      .join('\n');
+    for (const match of code.matchAll(/tasker\.([a-z_]+)\(/g)) names.add(match[1] ?? '');
+  }
+  return [...names].sort();
+}
+
+describe('hot-path function settings', () => {
+  const getTestDb = useTestDatabase();
+
+  it('runs every function the services call with JIT off', async () => {
+    const called = functionsCalledFromSource();
+    expect(called).toContain('complete_many_and_claim');
+    const { rows } = await getTestDb().db.query<{ name: string; config: string[] | null }>(
+      `SELECT p.proname AS name, p.proconfig AS config FROM pg_proc p
+        WHERE p.pronamespace = 'tasker'::regnamespace AND p.proname = ANY($1::text[])`,
+      [called],
+    );
+    expect(rows.map((r) => r.name).sort()).toEqual(expect.arrayContaining(called));
+    const withoutJitOff = rows.filter((r) => !(r.config ?? []).includes('jit=off')).map((r) => r.name);
+    expect(withoutJitOff).toEqual([]);
+  });
+});
