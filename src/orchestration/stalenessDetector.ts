@@ -10,6 +10,7 @@ import type { StalenessThresholds } from '../db/queries/staleTasks.ts';
 import { silentLogger } from '../observability/logger.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { TaskerMetrics } from '../observability/metrics.ts';
+import { isTransientDatabaseError } from '../db/sqlState.ts';
 
 export type { StalenessThresholds } from '../db/queries/staleTasks.ts';
 
@@ -125,7 +126,16 @@ export class StalenessDetector {
     try {
       await this.runOnce();
     } catch (error) {
-      this.#logger.error({ err: error }, 'staleness detection failed; it runs again at the next interval');
+      // A lost connection or a pool busy for connection_timeout_ms passes: a warning, as for the queue
+      // consumers. Anything else (a broken function, a permission) needs an operator.
+      if (isTransientDatabaseError(error)) {
+        this.#logger.warn(
+          { err: error },
+          'staleness detection interrupted (database connection lost or pool exhausted); it runs again at the next interval',
+        );
+      } else {
+        this.#logger.error({ err: error }, 'staleness detection failed; it runs again at the next interval');
+      }
     } finally {
       this.#schedule();
     }
