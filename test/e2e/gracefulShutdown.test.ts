@@ -65,8 +65,10 @@ describe('graceful shutdown of real processes', () => {
     const stopping = performance.now();
     expect(await stopProcess(worker)).toBe(0);
     const stopMs = performance.now() - stopping;
-    // It waited for the 1.5 s handlers (not the 5 s grace period, not the 15 s SIGKILL fallback).
-    expect(stopMs).toBeGreaterThan(500);
+    // It waited for the 1.5 s handlers, not the 5 s grace period or the 15 s SIGKILL fallback. That it waited
+    // at all is shown below by the data (each long_step complete on its first attempt, no hand-back logged),
+    // not by a lower bound on stopMs: on a loaded machine the status polling above can see the steps running
+    // late, when most of their 1.5 s has passed.
     expect(stopMs).toBeLessThan(5_000);
     expect(errorLogs(worker)).toEqual([]);
     expect(worker.logs.some((l) => l.msg.startsWith('shutdown grace period over'))).toBe(false);
