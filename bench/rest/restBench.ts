@@ -196,16 +196,22 @@ async function main(): Promise<void> {
     processes.push(orchestration);
     const api = orchestration.url;
 
-    // Each scenario starts from empty tables and vacuumed queues, as in the engine bench.
-    await resetState(admin);
+    // Each scenario starts from empty tables and vacuumed queues, as in the engine bench, and with fresh
+    // connections: the reset (a CHECKPOINT among others) can outlast the server's keep-alive timeout, and a
+    // request sent on a socket the server is closing fails with "socket hang up".
+    const reset = async (): Promise<void> => {
+      await resetState(admin);
+      agent.destroy();
+    };
+    await reset();
     const creates = await createLatency(api);
-    await resetState(admin);
+    await reset();
     const chainOneRequest = await linear(api, true);
-    await resetState(admin);
+    await reset();
     const chain = await linear(api, false);
-    await resetState(admin);
+    await reset();
     const diamonds = await bulk(api, DIAMOND, config.diamonds);
-    await resetState(admin);
+    await reset();
     const oneStep = await bulk(api, ONE_STEP, config.oneStepTasks);
 
     printMachineHeader(
