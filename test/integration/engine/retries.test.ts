@@ -102,9 +102,10 @@ describe.each(RESULT_MODES)('retries and failures ($mode)', ({ inline }) => {
     expect(first.delayMs).toBeLessThanOrEqual(200);
     expect(second.delayMs).toBeGreaterThanOrEqual(360);
     expect(second.delayMs).toBeLessThanOrEqual(400);
-    // due_at is the clock when the delay was computed + delay; the transition is written just after that.
+    // due_at is the clock when the delay was computed + delay; the transition is written just after that
+    // (one statement later, which a loaded 2-core machine has been seen to delay by 60 ms).
     expect(first.dueAt - first.at).toBeLessThanOrEqual(first.delayMs + 1);
-    expect(first.dueAt - first.at).toBeGreaterThan(first.delayMs - 50);
+    expect(first.dueAt - first.at).toBeGreaterThan(first.delayMs - 150);
 
     const [s1, s2, s3] = starts(flaky);
     if (s1 === undefined || s2 === undefined || s3 === undefined) throw new Error('three starts expected');
