@@ -189,13 +189,14 @@ DECLARE
   -- a linear task was about 10 % slower through the set statements, which pay for the batch they expect.
   v_as_set boolean := p_inline AND jsonb_array_length(p_results) > 1;
 BEGIN
-  -- Every task of the batch locked up front, in task_uuid order: the locking order of every function here.
-  PERFORM 1 FROM tasker.tasks t
-  WHERE t.task_uuid IN (SELECT (e ->> 'task_uuid')::uuid FROM jsonb_array_elements(p_results) AS e)
-  ORDER BY t.task_uuid
-  FOR UPDATE;
-
   IF v_as_set THEN
+    -- Every task of the batch locked up front, in task_uuid order: the locking order of every function here.
+    -- (One by one, _complete_step takes each lock itself, in the same order.)
+    PERFORM 1 FROM tasker.tasks t
+    WHERE t.task_uuid IN (SELECT (e ->> 'task_uuid')::uuid FROM jsonb_array_elements(p_results) AS e)
+    ORDER BY t.task_uuid
+    FOR UPDATE;
+
     WITH res AS (
       SELECT e.task_uuid, e.step_uuid, e.attempt, e.payload, e.execution_ms
       FROM jsonb_to_recordset(p_results) AS e(task_uuid uuid, step_uuid uuid, attempt integer, success boolean,
