@@ -10,6 +10,7 @@ import { defaultCoordination } from '../coordination/coordinationSettings.ts';
 import type { WorkerCoordination } from '../coordination/coordinationSettings.ts';
 import { roleCoordination } from '../coordination/roleMonitor.ts';
 import { QueueConsumer } from '../coordination/queueConsumer.ts';
+import { CommitBatcher } from '../db/commitBatcher.ts';
 import type { DrainReport, DrainTrigger } from '../coordination/queueConsumer.ts';
 import { completeManyAndClaim, poolIsBusy, signalSoon } from '../db/queries/completeStep.ts';
 import type { CompleteOutcome, PendingSignal } from '../db/queries/completeStep.ts';
@@ -116,12 +117,8 @@ export class Worker {
   private readonly coordination: WorkerCoordination;
   private readonly running = new Map<string, RunningStep>();
   private readonly pendingSignals = new Set<Promise<void>>();
-  /** Results waiting for the batch on its way, per namespace. */
-  private readonly pendingResults = new Map<string, PendingResult[]>();
-  /** Batches on their way, per namespace. */
-  private readonly flushing = new Map<string, number>();
-  /** Namespaces whose next batch goes at the end of this turn of the event loop. */
-  private readonly flushScheduled = new Set<string>();
+  /** Results on their way to the database, batched per namespace. */
+  private readonly resultBatchers = new Map<string, CommitBatcher<PendingResult>>();
   private readonly shutdown = new AbortController();
   /** Handlers running at most at once (maxConcurrentHandlers). */
   readonly capacity: number;
@@ -362,41 +359,26 @@ export class Worker {
    * with its own signal (or a retry's timer, or the poll).
    */
   private storeOutcome(step: ClaimedStep, namespace: string, outcome: StepOutcome): Promise<StoreResult> {
-    return new Promise<StoreResult>((resolve) => {
-      let queue = this.pendingResults.get(namespace);
-      if (queue === undefined) {
-        queue = [];
-        this.pendingResults.set(namespace, queue);
-      }
-      queue.push({ step, outcome, resolve });
-      if (
-        !this.flushScheduled.has(namespace) &&
-        (this.flushing.get(namespace) ?? 0) < MAX_BATCHES_IN_FLIGHT
-      ) {
-        // At the end of this turn of the event loop: handlers that finish together go in one batch.
-        this.flushScheduled.add(namespace);
-        setImmediate(() => {
-          this.flushScheduled.delete(namespace);
-          void this.flushResults(namespace);
-        });
-      }
-    });
+    return new Promise<StoreResult>((resolve) =>
+      this.resultBatcher(namespace).add({ step, outcome, resolve }),
+    );
   }
 
-  private async flushResults(namespace: string): Promise<void> {
-    this.flushing.set(namespace, (this.flushing.get(namespace) ?? 0) + 1);
-    try {
-      for (;;) {
-        const queue = this.pendingResults.get(namespace) ?? [];
-        const batch = queue.splice(0, MAX_RESULT_BATCH);
-        if (batch.length === 0) return;
-        const stored = await this.storeBatch(namespace, batch);
-        for (const item of batch)
-          item.resolve(stored.get(item.step) ?? { outcome: 'unstored', refilled: false });
-      }
-    } finally {
-      this.flushing.set(namespace, (this.flushing.get(namespace) ?? 1) - 1);
+  private resultBatcher(namespace: string): CommitBatcher<PendingResult> {
+    let batcher = this.resultBatchers.get(namespace);
+    if (batcher === undefined) {
+      batcher = new CommitBatcher<PendingResult>({
+        maxBatch: MAX_RESULT_BATCH,
+        maxInFlight: MAX_BATCHES_IN_FLIGHT,
+        commit: async (batch) => {
+          const stored = await this.storeBatch(namespace, batch);
+          for (const item of batch)
+            item.resolve(stored.get(item.step) ?? { outcome: 'unstored', refilled: false });
+        },
+      });
+      this.resultBatchers.set(namespace, batcher);
     }
+    return batcher;
   }
 
   private async storeBatch(
@@ -408,7 +390,7 @@ export class Worker {
       try {
         // Every step of the batch still holds its slot; their slots and any other free one are the room.
         const room = this.stopping ? 0 : this.capacity - this.running.size + batch.length;
-        const batchesInFlight = this.flushing.get(namespace) ?? 1;
+        const batchesInFlight = this.resultBatcher(namespace).inFlight;
         const storing = performance.now();
         const { outcomes, claimed, signals } = await completeManyAndClaim(
           this.options.db,

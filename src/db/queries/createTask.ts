@@ -1,3 +1,4 @@
+import { CommitBatcher } from '../commitBatcher.ts';
 import type { Queryable } from '../database.ts';
 import { isConnectionError } from '../sqlState.ts';
 import { poolIsBusy, signalSoon } from './completeStep.ts';
@@ -99,13 +100,6 @@ interface PendingCreate {
   reject: (error: unknown) => void;
 }
 
-interface CreateBatcher {
-  pending: PendingCreate[];
-  inFlight: number;
-  /** A flush is scheduled for the end of this turn of the event loop. */
-  scheduled: boolean;
-}
-
 /** Most tasks created in one commit. */
 const MAX_CREATE_BATCH = 50;
 /**
@@ -114,87 +108,70 @@ const MAX_CREATE_BATCH = 50;
  */
 const MAX_CREATE_BATCHES_IN_FLIGHT = 2;
 
-const createBatchers = new WeakMap<Queryable, CreateBatcher>();
+const createBatchers = new WeakMap<Queryable, CommitBatcher<PendingCreate>>();
 
 /**
- * Concurrent creations on a busy pool share commits: creations submitted in one turn of the event loop go
- * together at its end (setImmediate) when fewer than MAX_CREATE_BATCHES_IN_FLIGHT commits are on their way;
- * the ones submitted while those are busy wait and go together with the next (tasker.create_tasks_quiet), up
- * to MAX_CREATE_BATCH per commit. Gathering the turn matters: callers whose creations committed together
- * submit their next ones in the same turn, and the first of them going alone would cost a whole commit for
- * one task (a batch is written as a set, migration 0009, so its cost hardly depends on its size). Each caller
+ * Concurrent creations on a busy pool share commits (CommitBatcher: those of one turn of the event loop go
+ * together, up to MAX_CREATE_BATCH per commit, MAX_CREATE_BATCHES_IN_FLIGHT commits at once). Each caller
  * still returns only once its task is committed. A failing batch (a duplicate identity, a deadlock between
  * two batches on the identity index) is retried task by task, so each request gets its own outcome.
  */
 function batchedCreate(db: Queryable, item: CreateItem): Promise<CreatedTask> {
   let batcher = createBatchers.get(db);
   if (batcher === undefined) {
-    batcher = { pending: [], inFlight: 0, scheduled: false };
+    batcher = new CommitBatcher<PendingCreate>({
+      maxBatch: MAX_CREATE_BATCH,
+      maxInFlight: MAX_CREATE_BATCHES_IN_FLIGHT,
+      commit: (batch) => commitCreates(db, batch),
+    });
     createBatchers.set(db, batcher);
   }
   const current = batcher;
-  return new Promise<CreatedTask>((resolve, reject) => {
-    current.pending.push({ item, resolve, reject });
-    if (!current.scheduled && current.inFlight < MAX_CREATE_BATCHES_IN_FLIGHT) {
-      current.scheduled = true;
-      setImmediate(() => {
-        current.scheduled = false;
-        void flushCreates(db, current);
-      });
-    }
-  });
+  return new Promise<CreatedTask>((resolve, reject) => current.add({ item, resolve, reject }));
 }
 
-async function flushCreates(db: Queryable, batcher: CreateBatcher): Promise<void> {
-  batcher.inFlight += 1;
-  try {
-    for (;;) {
-      const batch = batcher.pending.splice(0, MAX_CREATE_BATCH);
-      if (batch.length === 0) return;
-      if (batch.length === 1) {
-        await createOne(db, batch[0] as PendingCreate);
-        continue;
-      }
-      let rows: QuietRow[] | undefined;
-      try {
-        rows = (
-          await db.query<QuietRow>(
-            'SELECT task_uuid, current_state, enqueued_steps, queue, msg_ids FROM tasker.create_tasks_quiet($1::jsonb)',
-            [JSON.stringify(batch.map((pending) => pending.item))],
-            { name: 'tasker_create_tasks_quiet' },
-          )
-        ).rows;
-      } catch (error) {
-        // A lost connection leaves it unknown whether the commit happened: every caller gets that error, as a
-        // single creation's caller would. Anything else rolled the batch back: each task on its own.
-        if (isConnectionError(error)) {
-          for (const pending of batch) pending.reject(error);
-          continue;
-        }
-        for (const pending of batch) await createOne(db, pending);
-        continue;
-      }
-      const msgIds = new Map<string, string[]>();
-      batch.forEach((pending, i) => {
-        const row = rows?.[i];
-        if (row === undefined) {
-          pending.reject(new Error('tasker.create_tasks_quiet returned fewer rows than tasks'));
-          return;
-        }
-        if (row.msg_ids !== null && row.msg_ids.length > 0) {
-          msgIds.set(row.queue, [...(msgIds.get(row.queue) ?? []), ...row.msg_ids.map(String)]);
-        }
-        pending.resolve({
-          taskUuid: row.task_uuid,
-          state: row.current_state,
-          enqueuedSteps: row.enqueued_steps,
-        });
-      });
-      for (const [queue, ids] of msgIds) void signalSoon(db, { queue, msgIds: ids });
-    }
-  } finally {
-    batcher.inFlight -= 1;
+/** One batch of creations in one commit (tasker.create_tasks_quiet); a single one through createOne. */
+async function commitCreates(db: Queryable, batch: PendingCreate[]): Promise<void> {
+  if (batch.length === 1) {
+    await createOne(db, batch[0] as PendingCreate);
+    return;
   }
+  let rows: QuietRow[];
+  try {
+    rows = (
+      await db.query<QuietRow>(
+        'SELECT task_uuid, current_state, enqueued_steps, queue, msg_ids FROM tasker.create_tasks_quiet($1::jsonb)',
+        [JSON.stringify(batch.map((pending) => pending.item))],
+        { name: 'tasker_create_tasks_quiet' },
+      )
+    ).rows;
+  } catch (error) {
+    // A lost connection leaves it unknown whether the commit happened: every caller gets that error, as a
+    // single creation's caller would. Anything else rolled the batch back: each task on its own.
+    if (isConnectionError(error)) {
+      for (const pending of batch) pending.reject(error);
+      return;
+    }
+    for (const pending of batch) await createOne(db, pending);
+    return;
+  }
+  const msgIds = new Map<string, string[]>();
+  batch.forEach((pending, i) => {
+    const row = rows[i];
+    if (row === undefined) {
+      pending.reject(new Error('tasker.create_tasks_quiet returned fewer rows than tasks'));
+      return;
+    }
+    if (row.msg_ids !== null && row.msg_ids.length > 0) {
+      msgIds.set(row.queue, [...(msgIds.get(row.queue) ?? []), ...row.msg_ids.map(String)]);
+    }
+    pending.resolve({
+      taskUuid: row.task_uuid,
+      state: row.current_state,
+      enqueuedSteps: row.enqueued_steps,
+    });
+  });
+  for (const [queue, ids] of msgIds) void signalSoon(db, { queue, msgIds: ids });
 }
 
 /** One task in its own commit (tasker.create_task_quiet), its signal sent after the commit. */
