@@ -106,10 +106,9 @@ function readConfig(): BenchConfig {
     wait: process.env.BENCH_WAIT === 'poll' ? 'poll' : 'notify',
     diamonds: whole('BENCH_DIAMONDS', 500),
     oneStepTasks: whole('BENCH_ONE_STEP_TASKS', 5000),
-    createConcurrency:
-      (process.env.BENCH_CREATE_CONCURRENCY ?? 'all').trim() === 'all'
-        ? null
-        : whole('BENCH_CREATE_CONCURRENCY', 8),
+    createConcurrency: ['', 'all'].includes((process.env.BENCH_CREATE_CONCURRENCY ?? '').trim())
+      ? null
+      : whole('BENCH_CREATE_CONCURRENCY', 1),
     workerCapacity,
     bulkCapacities: envIntegerList('BENCH_BULK_CAPACITIES', [workerCapacity, 50]),
     workerPoolSize: whole('BENCH_WORKER_POOL', 10),
@@ -433,6 +432,14 @@ async function runMode(rig: Rig, mode: Mode): Promise<ModeResult> {
 
 const perSecond = (count: number, seconds: number): number => (seconds > 0 ? count / seconds : Number.NaN);
 
+/** The targets-table cell for a bulk scenario: its best run's rate against the target, with the capacity. */
+function bestRateCell(runs: readonly BulkResult[], target: number): string {
+  const best = bestRun(runs);
+  return best === undefined
+    ? 'n/a'
+    : versus(perSecond(best.tasks, best.clientSeconds), target, false, 0, ` (capacity ${best.capacity})`);
+}
+
 /** The run with the highest client-observed rate (of the capacities tried). */
 function bestRun(runs: readonly BulkResult[]): BulkResult | undefined {
   return [...runs].sort(
@@ -726,35 +733,13 @@ function printTargets(results: readonly ModeResult[]): void {
     [
       'diamonds/s, client-observed, best capacity',
       `≥ ${TARGETS.diamondsPerSecond}`,
-      ...byMode((r) => {
-        const best = bestRun(r.diamonds);
-        return best === undefined
-          ? 'n/a'
-          : versus(
-              perSecond(best.tasks, best.clientSeconds),
-              TARGETS.diamondsPerSecond,
-              false,
-              0,
-              ` (capacity ${best.capacity})`,
-            );
-      }),
+      ...byMode((r) => bestRateCell(r.diamonds, TARGETS.diamondsPerSecond)),
       ...COMPETITORS.map((c) => String(c.diamondsPerSecond)),
     ],
     [
       'one-step tasks/s, client-observed, best capacity',
       `≥ ${TARGETS.oneStepPerSecond.toLocaleString('en-US')}`,
-      ...byMode((r) => {
-        const best = bestRun(r.oneStep);
-        return best === undefined
-          ? 'n/a'
-          : versus(
-              perSecond(best.tasks, best.clientSeconds),
-              TARGETS.oneStepPerSecond,
-              false,
-              0,
-              ` (capacity ${best.capacity})`,
-            );
-      }),
+      ...byMode((r) => bestRateCell(r.oneStep, TARGETS.oneStepPerSecond)),
       ...COMPETITORS.map((c) => c.oneStepPerSecond.toLocaleString('en-US')),
     ],
   ];

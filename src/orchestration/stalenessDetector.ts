@@ -7,10 +7,10 @@ import type { TaskerConfig } from '../config/schema.ts';
 import type { Database } from '../db/database.ts';
 import { detectStaleTasks } from '../db/queries/staleTasks.ts';
 import type { StalenessThresholds } from '../db/queries/staleTasks.ts';
+import { isTransientDatabaseError } from '../db/sqlState.ts';
 import { silentLogger } from '../observability/logger.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { TaskerMetrics } from '../observability/metrics.ts';
-import { isTransientDatabaseError } from '../db/sqlState.ts';
 
 export type { StalenessThresholds } from '../db/queries/staleTasks.ts';
 
