@@ -139,13 +139,14 @@ $$;
 
 -- ------------------------------------------------------------------------------------------------ results
 
--- Same contract as 0006 (see there). With p_inline and more than one result, the successful ones are stored and applied as a set:
--- every step compare-and-set in_progress -> complete in one UPDATE (fenced by attempt and holder, as in
--- _complete_step), their transitions and audit rows in one write each, their leases archived once per queue,
--- and every task they finished moved to complete in one statement. Completed steps that have children go on
--- to _start_ready_children one by one (in task order, so the worker's room is handed out as before), and a
--- task whose state is anything but the plain "still running" or "just finished" goes to _evaluate_task.
--- Failures, and every result when the orchestrator applies them, take _complete_step one by one.
+-- Same contract as 0006 (see there). With p_inline and more than one result, the successful ones are stored
+-- and applied as a set: every step compare-and-set in_progress -> complete in one UPDATE (fenced by attempt
+-- and holder, as in _complete_step), their transitions and audit rows in one write each, their leases
+-- archived once per queue, and every task they finished moved to complete in one statement. Completed steps
+-- that have children go on to _start_ready_children one by one (in task order, so the worker's room is handed
+-- out as before), and a task whose state is anything but the plain "still running" or "just finished" goes
+-- to _evaluate_task (the counts below are its counts, and the two plain cases are decided as it decides them).
+-- Failures, a lone result, and every result when the orchestrator applies them take _complete_step one by one.
 CREATE OR REPLACE FUNCTION tasker.complete_many_and_claim(
   p_results jsonb, p_worker text, p_inline boolean, p_namespace text, p_lease_seconds integer, p_limit integer,
   p_notify boolean DEFAULT true
