@@ -100,7 +100,9 @@ const STOP_TIMEOUT_MS = 10_000;
  * print `ready`. Any other stdout line is forwarded to stderr with the child's name; its stderr is shared.
  */
 export async function startChild(name: string, script: URL, env: Record<string, string>): Promise<Child> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(script)], {
+  // BENCH_CHILD_NODE_ARGS: extra node flags for the children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.BENCH_CHILD_NODE_ARGS ?? '').split(/\s+/).filter((arg) => arg !== '');
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', fileURLToPath(script)], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'inherit'],

@@ -257,3 +257,30 @@ export async function countTasks(db: Queryable): Promise<number> {
   const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM tasker.tasks');
   return rows[0]?.n ?? 0;
 }
+
+/**
+ * Rows that point at a task, step or transition that does not exist, per kind (migration 0010 dropped the
+ * foreign keys on the engine's tables; tasker's functions are what keeps these at zero).
+ */
+export async function orphanRows(db: Queryable): Promise<Record<string, number>> {
+  const { rows } = await db.query<{ kind: string; n: string }>(
+    `SELECT 'tasks without template' AS kind, count(*) AS n FROM tasker.tasks t
+       WHERE NOT EXISTS (SELECT 1 FROM tasker.named_tasks nt WHERE nt.named_task_uuid = t.named_task_uuid)
+     UNION ALL SELECT 'steps without task', count(*) FROM tasker.workflow_steps s
+       WHERE NOT EXISTS (SELECT 1 FROM tasker.tasks t WHERE t.task_uuid = s.task_uuid)
+     UNION ALL SELECT 'edges without step', count(*) FROM tasker.workflow_step_edges e
+       WHERE NOT EXISTS (SELECT 1 FROM tasker.workflow_steps s WHERE s.workflow_step_uuid = e.from_step_uuid)
+          OR NOT EXISTS (SELECT 1 FROM tasker.workflow_steps s WHERE s.workflow_step_uuid = e.to_step_uuid)
+     UNION ALL SELECT 'task transitions without task', count(*) FROM tasker.task_transitions tt
+       WHERE NOT EXISTS (SELECT 1 FROM tasker.tasks t WHERE t.task_uuid = tt.task_uuid)
+     UNION ALL SELECT 'step transitions without step', count(*) FROM tasker.workflow_step_transitions st
+       WHERE NOT EXISTS (SELECT 1 FROM tasker.workflow_steps s WHERE s.workflow_step_uuid = st.workflow_step_uuid)
+     UNION ALL SELECT 'audit rows without step, transition or task', count(*) FROM tasker.workflow_step_result_audit a
+       WHERE NOT EXISTS (SELECT 1 FROM tasker.workflow_steps s
+                         WHERE s.workflow_step_uuid = a.workflow_step_uuid AND s.task_uuid = a.task_uuid)
+          OR NOT EXISTS (SELECT 1 FROM tasker.workflow_step_transitions st
+                         WHERE st.workflow_step_transition_uuid = a.workflow_step_transition_uuid
+                           AND st.workflow_step_uuid = a.workflow_step_uuid)`,
+  );
+  return Object.fromEntries(rows.map((row) => [row.kind, Number(row.n)]));
+}

@@ -15,6 +15,7 @@ import {
   duplicateStepTransitions,
   duplicateTaskTransitions,
   historyProblems,
+  orphanRows,
   resultAudit,
   stepStates,
   stepTransitions,
@@ -235,5 +236,17 @@ describe.each(RESULT_MODES)('example workflows on 2 orchestrators + 2 workers ($
     expect(['enqueued', 'waiting_for_retry', 'error']).toContain(steps.retryable_step?.current_state);
     for (const step of Object.values(steps)) expect(ran(step.name), step.name).toBe(step.attempts);
     expect(await historyProblems(db, taskUuid)).toEqual([]);
+  });
+
+  // Runs after the others: every row they wrote points at a task, step and transition that exists (the
+  // engine's tables have no foreign keys since migration 0010; the functions keep them consistent).
+  it('leaves no row pointing at a missing task, step or transition', async () => {
+    const orphans = await orphanRows(db);
+    expect(Object.values(orphans).length).toBe(6);
+    expect(orphans).toEqual(Object.fromEntries(Object.keys(orphans).map((kind) => [kind, 0])));
+    const { rows } = await db.query<{ n: string }>(
+      'SELECT count(*) AS n FROM tasker.workflow_step_result_audit',
+    );
+    expect(Number(rows[0]?.n)).toBeGreaterThan(0);
   });
 });
