@@ -1,0 +1,136 @@
+/**
+ * graphile-worker on this machine, with the engine benchmark's workloads (npm run bench:peers): the issue
+ * states tasker's latency and throughput targets against graphile-worker's figures on the reference
+ * machine (6.8 ms for a 4-job chain, 865 one-step jobs/s), and machines differ. Run next to
+ * `npm run bench:engine`, this tells how fast this machine is today.
+ *
+ *   4-job chain: job n's task adds job n+1 (helpers.addJob, in the worker's own transaction); latency from
+ *   just before quickAddJob(job 1) to graphile-worker's `job:complete` event for job 4 (its completion
+ *   committed). 200 runs one at a time after 10 warm-up runs; LISTEN/NOTIFY wake-ups, worker in this process.
+ *   5,000 one-step jobs: added together in one addJobs call, then the time until every job has completed
+ *   (concurrency 10 and 50, the engine bench's capacities).
+ *
+ * Installed into bench/peers/node_modules (its own package.json, not tasker's dependencies). Prints figures
+ * only, and a last line `BENCH_JSON {...}`. PEER_DATABASE_URL picks the server (a database `peer_bench` is
+ * dropped and created on it), PEER_CHAIN_RUNS and PEER_JOBS the sizes.
+ */
+import console from 'node:console';
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import process from 'node:process';
+import { URL } from 'node:url';
+import { Logger, quickAddJob, run } from 'graphile-worker';
+import pg from 'pg';
+
+const serverUrl = process.env.PEER_DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
+const chainRuns = Number(process.env.PEER_CHAIN_RUNS ?? 200);
+const jobCount = Number(process.env.PEER_JOBS ?? 5000);
+const databaseUrl = (() => {
+  const url = new URL(serverUrl);
+  url.pathname = '/peer_bench';
+  return url.toString();
+})();
+
+const nearestRank = (sorted, p) =>
+  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
+
+async function recreateDatabase() {
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query('DROP DATABASE IF EXISTS peer_bench WITH (FORCE)');
+  await admin.query('CREATE DATABASE peer_bench');
+  await admin.end();
+}
+
+/** graphile-worker's runner with the chain task and a no-op task; quiet logging (its per-job lines cost CPU). */
+async function startRunner(concurrency, onComplete) {
+  const runner = await run({
+    connectionString: databaseUrl,
+    concurrency,
+    noHandleSignals: true,
+    pollInterval: 1000,
+    logger: new Logger(() => () => {}),
+    taskList: {
+      chain: async (payload, helpers) => {
+        if (payload.n < 4) await helpers.addJob('chain', { id: payload.id, n: payload.n + 1 });
+      },
+      noop: async () => {},
+    },
+  });
+  runner.events.on('job:complete', ({ job, error }) => {
+    if (error === undefined || error === null) onComplete(job);
+  });
+  return runner;
+}
+
+async function chainLatency() {
+  const waiters = new Map();
+  const runner = await startRunner(10, (job) => {
+    if (job.task_identifier === 'chain' && job.payload.n === 4) waiters.get(job.payload.id)?.();
+  });
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  const samples = [];
+  for (let i = 0; i < chainRuns + 10; i++) {
+    const id = `run${i}`;
+    const done = new Promise((resolve) => waiters.set(id, resolve));
+    const started = performance.now();
+    await quickAddJob({ pgPool: pool }, 'chain', { id, n: 1 });
+    await done;
+    waiters.delete(id);
+    if (i >= 10) samples.push(performance.now() - started);
+  }
+  await runner.stop();
+  await pool.end();
+  samples.sort((a, b) => a - b);
+  return { p50: nearestRank(samples, 0.5), p95: nearestRank(samples, 0.95), p99: nearestRank(samples, 0.99) };
+}
+
+async function oneStepThroughput(concurrency) {
+  let completed = 0;
+  let allDone;
+  const finished = new Promise((resolve) => (allDone = resolve));
+  const runner = await startRunner(concurrency, (job) => {
+    if (job.task_identifier === 'noop' && ++completed === jobCount) allDone();
+  });
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+  const started = performance.now();
+  // Every job in one graphile_worker.add_jobs call: "submitted at once".
+  await pool.query(
+    `SELECT count(*) FROM graphile_worker.add_jobs(ARRAY(
+       SELECT json_populate_record(NULL::graphile_worker.job_spec, json_build_object('identifier', 'noop', 'payload', json_build_object('i', g)))
+       FROM generate_series(1, $1::int) AS g))`,
+    [jobCount],
+  );
+  await finished;
+  const seconds = (performance.now() - started) / 1000;
+  await runner.stop();
+  await pool.end();
+  return { concurrency, jobs: jobCount, seconds, perSecond: jobCount / seconds };
+}
+
+await recreateDatabase();
+const cpu = os.cpus()[0]?.model ?? 'unknown';
+console.log(
+  `graphile-worker 0.16.6 on this machine (${cpu}, ${os.cpus().length} cores, node ${process.version})`,
+);
+console.log(
+  `  database: ${databaseUrl.replace(/:[^:@/]*@/, ':***@')}; load ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(', ')} at start`,
+);
+const chain = await chainLatency();
+console.log(
+  `4-job chain, ${chainRuns} runs one at a time: p50 ${chain.p50.toFixed(2)} ms, p95 ${chain.p95.toFixed(2)} ms, p99 ${chain.p99.toFixed(2)} ms (reference machine: 6.8 ms p50)`,
+);
+const throughput = [];
+for (const concurrency of [10, 50]) {
+  const result = await oneStepThroughput(concurrency);
+  throughput.push(result);
+  console.log(
+    `${result.jobs} one-step jobs at once, concurrency ${concurrency}: ${result.perSecond.toFixed(0)} jobs/s (${result.seconds.toFixed(2)} s; reference machine: 865/s)`,
+  );
+}
+console.log(
+  `BENCH_JSON ${JSON.stringify({ peer: 'graphile-worker', version: '0.16.6', chain, throughput })}`,
+);
