@@ -28,16 +28,16 @@ ALTER TABLE tasker.workflow_step_result_audit
   DROP CONSTRAINT workflow_step_result_audit_task_uuid_fkey;
 
 -- The cascades below find every row through an existing index: edges from either end (the unique key leads
--- with from_step_uuid, workflow_step_edges_to_idx), transitions and audit rows by workflow_step_uuid or
--- task_uuid.
+-- with from_step_uuid, workflow_step_edges_to_idx), transitions by workflow_step_uuid or task_uuid, audit
+-- rows by their unique (step, transition) key.
 
 CREATE FUNCTION tasker._tasks_deleted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-  -- Steps first: their own trigger removes edges, step transitions and their audit rows.
+  -- The steps' own trigger removes their edges and transitions, and the transitions' trigger their audit
+  -- rows (every audit row belongs to a transition of its step): the chain the foreign keys cascaded along.
   DELETE FROM tasker.workflow_steps s WHERE s.task_uuid IN (SELECT g.task_uuid FROM gone g);
   DELETE FROM tasker.task_transitions tt WHERE tt.task_uuid IN (SELECT g.task_uuid FROM gone g);
-  DELETE FROM tasker.workflow_step_result_audit a WHERE a.task_uuid IN (SELECT g.task_uuid FROM gone g);
   RETURN NULL;
 END;
 $$;
@@ -52,8 +52,8 @@ LANGUAGE plpgsql AS $$
 BEGIN
   DELETE FROM tasker.workflow_step_edges e WHERE e.from_step_uuid IN (SELECT g.workflow_step_uuid FROM gone g);
   DELETE FROM tasker.workflow_step_edges e WHERE e.to_step_uuid IN (SELECT g.workflow_step_uuid FROM gone g);
+  -- Their audit rows go with their transitions (next trigger).
   DELETE FROM tasker.workflow_step_transitions t WHERE t.workflow_step_uuid IN (SELECT g.workflow_step_uuid FROM gone g);
-  DELETE FROM tasker.workflow_step_result_audit a WHERE a.workflow_step_uuid IN (SELECT g.workflow_step_uuid FROM gone g);
   RETURN NULL;
 END;
 $$;

@@ -41,3 +41,13 @@ export const HAPPY_PATHS = [
     },
   },
 ];
+
+/** The task states a task that succeeds passes through, in order (its transitions' to_state). */
+export const HAPPY_TASK_PATH = [
+  'pending',
+  'initializing',
+  'enqueuing_steps',
+  'steps_in_process',
+  'evaluating_results',
+  'complete',
+];

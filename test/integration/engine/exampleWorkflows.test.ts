@@ -25,16 +25,8 @@ import {
 } from '../../helpers/engine/inspect.ts';
 import { waitForSettledTask, waitForTask } from '../../helpers/engine/wait.ts';
 import { useTestDatabase } from '../../helpers/testDatabase.ts';
-import { HAPPY_PATHS } from '../../helpers/engine/exampleExpectations.ts';
+import { HAPPY_PATHS, HAPPY_TASK_PATH } from '../../helpers/engine/exampleExpectations.ts';
 
-const HAPPY_TASK_PATH = [
-  'pending',
-  'initializing',
-  'enqueuing_steps',
-  'steps_in_process',
-  'evaluating_results',
-  'complete',
-];
 const HAPPY_STEP_PATH = ['pending', 'enqueued', 'in_progress', 'enqueued_for_orchestration', 'complete'];
 const FAILED_RUN = ['pending', 'enqueued', 'in_progress', 'enqueued_as_error_for_orchestration'];
 

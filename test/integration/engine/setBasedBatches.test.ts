@@ -14,6 +14,7 @@ import { completeManyAndClaim, completeStep } from '../../../src/db/queries/comp
 import { registerTemplate } from '../../../src/db/queries/registerTemplate.ts';
 import type { TaskTemplate } from '../../../src/domain/template/taskTemplate.ts';
 import { createTask, planSteps } from '../../../src/orchestration/taskInitializer.ts';
+import { HAPPY_TASK_PATH } from '../../helpers/engine/exampleExpectations.ts';
 import { templateNamed } from '../../helpers/engine/fixtures.ts';
 import { useTestDatabase } from '../../helpers/testDatabase.ts';
 
@@ -390,14 +391,7 @@ describe('set-based batches (migration 0009)', () => {
     );
     expect(single[0]).toEqual({
       current_state: 'complete',
-      path: [
-        'pending',
-        'initializing',
-        'enqueuing_steps',
-        'steps_in_process',
-        'evaluating_results',
-        'complete',
-      ],
+      path: HAPPY_TASK_PATH,
     });
   });
 });
