@@ -1,24 +1,34 @@
 -- Hot-path statements whose plans do not depend on the tables' statistics.
 --
--- A hot-path function keeps one generic plan per session (0006), made the first time it runs. On a new
--- database, after a TRUNCATE, or wherever autovacuum has not analyzed the tables yet, the planner guesses that
--- few rows match a state filter; 0006 turned sequential scans off, so it then picked a whole-index scan with a
--- filter, and kept it while the table grew. Found with auto_explain (log_nested_statements, log_buffers):
+-- A hot-path function keeps one generic plan per session (0006), made the first time it runs. When that is
+-- on small tables whose statistics say so (a new database that autovacuum has analyzed, or a VACUUM after a
+-- TRUNCATE, as every benchmark scenario starts), any plan looks cheap: with sequential scans off (0006) the
+-- planner picked scans of whole indexes with a filter, and the session kept them while the tables grew.
+-- Found with auto_explain (log_nested_statements, log_buffers), counted in blocks read per call:
 --   * _start_ready_children joined the children to start (an unnest) to workflow_steps and read the steps
---     table's whole primary key on every chain edge: 651 buffers for one step on a database of 4,600 steps,
---     about 0.25 ms, growing with the table. pgbench bench/sql/linear_worker.sql, 8 s runs alternating on
---     two databases, 2-core AMD EPYC: 112-127 tasks/s before, 143-175 after.
---   * _complete_step's compare-and-set of the finished step read it through workflow_steps_in_progress_idx,
---     that is every step in progress, instead of its primary key (the literal 'in_progress' proved the
---     partial index usable).
---   * complete_many_and_claim's set path (a batch of results) and claim_steps joined their batch to
---     workflow_steps the same way as _start_ready_children, and scanned its primary key or
---     workflow_steps_task_name_key whole in some sessions.
--- The fix is in the statements, not the statistics: a batch is passed as arrays and matched with
--- "= ANY(array)" on the primary key (the value for each row looked up by array_position), so there is no join
--- to reorder; and a state is compared through a constant when a partial index on that state exists (0009's
--- rule). The functions are otherwise unchanged from 0006 and 0009. CREATE OR REPLACE drops a function's
--- settings, so those of the two entry points are set again at the end.
+--     table's whole primary key on every chain edge: 651 blocks for one step on a database of 4,600 steps.
+--     pgbench bench/sql/linear_worker.sql, 8 s runs alternating on two databases, 2-core AMD EPYC:
+--     112-127 tasks/s before, 143-175 after;
+--   * _complete_step read the finished step through workflow_steps_in_progress_idx, that is every step in
+--     progress, instead of its primary key (the literal 'in_progress' proved the partial index usable);
+--   * step_dependency_results looked up parents with "to_step_uuid = ANY(frontier)" and read the whole
+--     (from_step_uuid, to_step_uuid, name) key instead of workflow_step_edges_to_idx: 124 blocks per level;
+--   * complete_many_and_claim's set path (a batch of results) joined its batch to workflow_steps, and read
+--     tasks_active_idx whole to count the steps of every live task, not only the batch's: 5,700 blocks for
+--     a batch of two on 1,500 tasks; claim_steps joined its candidates like _start_ready_children.
+-- The fix is in the statements, not the statistics, and test/integration/engine/planStability.test.ts
+-- checks it (each call reads about as many blocks on grown tables as on small ones):
+--   * a batch is matched with "= ANY(array)" on the primary key, each row's values looked up by
+--     array_position, so there is no join to reorder;
+--   * where even "= ANY" lost to a whole-index scan, one lookup per element, by a subquery on a single key
+--     (planned with a parameter, it always uses the index with the condition);
+--   * a state is compared through a constant when a partial index on that state exists (0009's rule);
+--   * the parents' index includes from_step_uuid, so the right lookup is an index-only scan too.
+-- The functions are otherwise unchanged from 0006 and 0009. CREATE OR REPLACE drops a function's settings,
+-- so those of the two entry points are set again at the end.
+--
+-- Not changed: the queue read (pgmq's "ORDER BY msg_id ... WHERE vt <= now()") still steps over the messages
+-- of leased steps; its cost grows with the steps in progress in that queue, not with the tables.
 
 -- ------------------------------------------------------------------------------------------------ children
 
@@ -411,7 +421,7 @@ BEGIN
     -- Every task of the batch locked up front, in task_uuid order: the locking order of every function here.
     -- (One by one, _complete_step takes each lock itself, in the same order.)
     PERFORM 1 FROM tasker.tasks t
-    WHERE t.task_uuid IN (SELECT (e ->> 'task_uuid')::uuid FROM jsonb_array_elements(p_results) AS e)
+    WHERE t.task_uuid = ANY(ARRAY(SELECT (e ->> 'task_uuid')::uuid FROM jsonb_array_elements(p_results) AS e))
     ORDER BY t.task_uuid
     FOR UPDATE;
 
@@ -513,20 +523,25 @@ BEGIN
       -- The tasks these results touched: finished ones complete together; still running ones need nothing;
       -- anything else (failed steps, retries waiting, a task not in steps_in_process) is _evaluate_task's.
       FOR x IN
-        SELECT t.task_uuid AS task, t.current_state AS state, s.total, s.done, s.failed, s.in_flight, s.retrying
-        FROM tasker.tasks t
-        CROSS JOIN LATERAL (
-          SELECT count(*) AS total,
-                 count(*) FILTER (WHERE ws.current_state IN ('complete', 'resolved_manually')) AS done,
-                 count(*) FILTER (WHERE ws.current_state = 'error') AS failed,
-                 count(*) FILTER (WHERE ws.current_state IN ('enqueued', 'in_progress', 'enqueued_for_orchestration',
-                                                             'enqueued_as_error_for_orchestration')) AS in_flight,
-                 count(*) FILTER (WHERE ws.current_state = 'waiting_for_retry') AS retrying
-          FROM tasker.workflow_steps ws WHERE ws.task_uuid = t.task_uuid
-        ) s
-        WHERE t.task_uuid IN (SELECT DISTINCT u FROM unnest(v_done_tasks) AS u)
-          AND t.current_state NOT IN ('complete', 'error', 'cancelled', 'resolved_manually', 'blocked_by_failures')
-        ORDER BY t.task_uuid
+        -- Each task's state read by a subquery on its primary key: with "= ANY" the planner could read
+        -- tasks_active_idx whole instead (see the head of this file).
+        SELECT z.task, z.state, z.total, z.done, z.failed, z.in_flight, z.retrying
+        FROM (
+          SELECT u.task, (SELECT t.current_state FROM tasker.tasks t WHERE t.task_uuid = u.task) AS state,
+                 s.total, s.done, s.failed, s.in_flight, s.retrying
+          FROM (SELECT DISTINCT d FROM unnest(v_done_tasks) AS d) AS u(task)
+          CROSS JOIN LATERAL (
+            SELECT count(*) AS total,
+                   count(*) FILTER (WHERE ws.current_state IN ('complete', 'resolved_manually')) AS done,
+                   count(*) FILTER (WHERE ws.current_state = 'error') AS failed,
+                   count(*) FILTER (WHERE ws.current_state IN ('enqueued', 'in_progress', 'enqueued_for_orchestration',
+                                                               'enqueued_as_error_for_orchestration')) AS in_flight,
+                   count(*) FILTER (WHERE ws.current_state = 'waiting_for_retry') AS retrying
+            FROM tasker.workflow_steps ws WHERE ws.task_uuid = u.task
+          ) s
+        ) z
+        WHERE z.state NOT IN ('complete', 'error', 'cancelled', 'resolved_manually', 'blocked_by_failures')
+        ORDER BY z.task
       LOOP
         IF x.state = 'steps_in_process' AND x.failed = 0 AND x.done = x.total THEN
           v_finish := v_finish || x.task;
@@ -640,3 +655,47 @@ ALTER FUNCTION tasker.claim_steps(text, text, integer, integer, boolean) SET pla
 ALTER FUNCTION tasker.complete_many_and_claim(jsonb, text, boolean, text, integer, integer, boolean)
   SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
   SET jit = off;
+
+-- ------------------------------------------------------------------------------------------------ readiness
+
+CREATE OR REPLACE FUNCTION tasker.step_dependency_results(p_step uuid) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  v_frontier uuid[] := ARRAY[p_step];
+  v_all uuid[] := '{}';
+  v_next uuid[];
+  v_depth integer := 0;
+  v_result jsonb;
+BEGIN
+  LOOP
+    -- One lookup by to_step_uuid per step of the frontier (a subquery per element), not one "= ANY" over
+    -- them all: see the head of this file.
+    SELECT array_agg(DISTINCT p.id) INTO v_next
+    FROM unnest(v_frontier) AS f(id),
+         unnest(ARRAY(SELECT e.from_step_uuid FROM tasker.workflow_step_edges e WHERE e.to_step_uuid = f.id)) AS p(id)
+    WHERE NOT (p.id = ANY(v_all));
+    EXIT WHEN v_next IS NULL;
+    v_all := v_all || v_next;
+    v_frontier := v_next;
+    v_depth := v_depth + 1;
+    EXIT WHEN v_depth >= 100;
+  END LOOP;
+  IF cardinality(v_all) = 0 THEN
+    RETURN '{}';
+  END IF;
+  SELECT coalesce(jsonb_object_agg(s.name, s.results), '{}') INTO v_result
+  FROM tasker.workflow_steps s
+  WHERE s.workflow_step_uuid = ANY(v_all) AND s.current_state IN ('complete', 'resolved_manually');
+  RETURN v_result;
+END;
+$$;
+
+-- ------------------------------------------------------------------------------------------------ edges
+
+-- A step's parents (step_dependency_results, the readiness checks) are looked up by to_step_uuid. With
+-- statistics that call the table tiny and all-visible, the planner preferred an index-only scan of the whole
+-- (from_step_uuid, to_step_uuid, name) key, filtering on its second column, to the plain index on
+-- to_step_uuid: 124 blocks per lookup on 4,500 edges. With from_step_uuid included, the lookup by
+-- to_step_uuid is an index-only scan too, and one with a condition always costs less than a whole one.
+DROP INDEX tasker.workflow_step_edges_to_idx;
+CREATE INDEX workflow_step_edges_to_idx ON tasker.workflow_step_edges (to_step_uuid) INCLUDE (from_step_uuid);

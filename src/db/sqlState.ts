@@ -57,6 +57,7 @@ const PG_CONNECTION_LOST =
  */
 export function isTransientDatabaseError(error: unknown): boolean {
   if (isConnectionError(error)) return true;
+  if (error instanceof Error && PG_POOL_TIMEOUT.test(error.message)) return true;
   return (
     typeof error === 'object' &&
     error !== null &&
@@ -64,3 +65,11 @@ export function isTransientDatabaseError(error: unknown): boolean {
     error.code === 'TASKER_DATABASE_POOL_EXHAUSTED'
   );
 }
+
+/**
+ * pg-pool giving up on a connection after connectionTimeoutMillis with a plain Error. PostgresDatabase turns
+ * it into TASKER_DATABASE_POOL_EXHAUSTED when every connection was checked out; with room left, a new
+ * connection did not finish connecting in time (a server or machine under load). Either way a later try can
+ * succeed. It is not a connection error for the circuit breaker: nothing says the server is gone.
+ */
+const PG_POOL_TIMEOUT = /^timeout exceeded when trying to connect/i;

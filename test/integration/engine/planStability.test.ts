@@ -1,0 +1,163 @@
+/**
+ * Migration 0011: the hot path reads steps by primary key however the tables' statistics look. A session
+ * makes its generic plans the first time a hot-path function runs, and keeps them. When that happened on
+ * small tables (a new database, or one just truncated) the planner used to choose a scan of a whole index
+ * with a filter, and kept it as the table grew: every chain edge then read every step, and every completion
+ * read every step in progress.
+ *
+ * So this test runs the hot path once in one session while the tables are almost empty. Then it grows them
+ * to thousands of steps, hundreds of them in progress, and counts the blocks of the engine's tables and
+ * indexes that the same calls read in that same session (pg_stat_get_xact_blocks_fetched, this transaction's
+ * own count), against what they read on the small tables. Reading by key costs about the same on both; a
+ * whole-index scan costs a block or more per step.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Database } from '../../../src/db/database.ts';
+import { claimSteps } from '../../../src/db/queries/claimSteps.ts';
+import { registerTemplate } from '../../../src/db/queries/registerTemplate.ts';
+import type { TaskTemplate } from '../../../src/domain/template/taskTemplate.ts';
+import { createTask } from '../../../src/orchestration/taskInitializer.ts';
+import { templateNamed } from '../../helpers/engine/fixtures.ts';
+import { useTestDatabase } from '../../helpers/testDatabase.ts';
+
+const NAMESPACE = 'plans';
+const WORKER = 'plan-worker';
+const OTHER_WORKER = 'busy-worker';
+/** Tasks created after the plans were made: 4 steps each. */
+const GROWN_TASKS = 1_500;
+/** Of their first steps, this many are claimed by another worker and left in progress. */
+const IN_PROGRESS = 400;
+/** Added to twice the small tables' figure: deeper B-trees, a page split here and there. */
+const SLACK_BLOCKS = 40;
+
+const LINEAR: TaskTemplate = {
+  ...templateNamed('mathematical_sequence'),
+  namespace: NAMESPACE,
+  inputSchema: null,
+};
+
+interface Claimed {
+  task_uuid: string;
+  step_uuid: string;
+  attempt: number;
+}
+
+describe('hot-path plans made on small tables (migration 0011)', () => {
+  const getTestDb = useTestDatabase();
+  let db: Database;
+  /** The one session whose plans are made early and measured late. */
+  let session: pg.Client;
+  let seq = 0;
+
+  beforeAll(async () => {
+    db = getTestDb().db;
+    await registerTemplate(db, LINEAR);
+    session = new pg.Client({ connectionString: getTestDb().url, application_name: 'tasker-test' });
+    await session.connect();
+  });
+
+  afterAll(async () => {
+    await session.end();
+  });
+
+  async function createTasks(count: number): Promise<void> {
+    for (let done = 0; done < count; done += 50) {
+      const batch = Array.from({ length: Math.min(50, count - done) }, () =>
+        createTask(db, {
+          namespace: NAMESPACE,
+          name: LINEAR.name,
+          version: LINEAR.version,
+          context: { seq: seq++ },
+        }),
+      );
+      await Promise.all(batch);
+    }
+  }
+
+  async function claim(limit: number): Promise<Claimed[]> {
+    const { rows } = await session.query<Claimed>(
+      'SELECT task_uuid, step_uuid, attempt FROM tasker.claim_steps($1, $2, 30, $3)',
+      [NAMESPACE, WORKER, limit],
+    );
+    return rows;
+  }
+
+  async function complete(steps: Claimed[]): Promise<Claimed[]> {
+    const results = steps.map((s) => ({ ...s, success: true, payload: { ok: true }, execution_ms: 1 }));
+    const { rows } = await session.query<Claimed>(
+      `SELECT task_uuid, step_uuid, attempt FROM tasker.complete_many_and_claim($1::jsonb, $2, true, $3, 30, $4)
+        WHERE step_uuid IS NOT NULL`,
+      [JSON.stringify(results), WORKER, NAMESPACE, steps.length],
+    );
+    return rows;
+  }
+
+  /** Blocks of the engine's tables and their indexes read by `work` in this session, in one transaction. */
+  async function blocksRead<T>(work: () => Promise<T>): Promise<{ blocks: number; value: T }> {
+    const read = async (): Promise<number> => {
+      const { rows } = await session.query<{ blocks: string }>(
+        `SELECT sum(pg_stat_get_xact_blocks_fetched(c.oid)) AS blocks FROM pg_class c
+          WHERE c.relnamespace = 'tasker'::regnamespace AND c.relkind IN ('r', 'i')`,
+      );
+      return Number(rows[0]?.blocks ?? 0);
+    };
+    await session.query('BEGIN');
+    try {
+      const before = await read();
+      const value = await work();
+      const blocks = (await read()) - before;
+      await session.query('COMMIT');
+      return { blocks, value };
+    } catch (error) {
+      await session.query('ROLLBACK');
+      throw error;
+    }
+  }
+
+  /** A claim of one step, the chain edge that completes it, a claim of two and the batch completing them. */
+  async function hotPath(): Promise<Record<'claim' | 'chainEdge' | 'claimTwo' | 'batch', number>> {
+    const one = await blocksRead(() => claim(1));
+    expect(one.value).toHaveLength(1);
+    const edge = await blocksRead(() => complete(one.value));
+    // The chain edge started the next step in the same call; so did each result of the batch.
+    expect(edge.value).toHaveLength(1);
+    const two = await blocksRead(() => claim(2));
+    expect(two.value).toHaveLength(2);
+    const batch = await blocksRead(() => complete(two.value));
+    expect(batch.value).toHaveLength(2);
+    return { claim: one.blocks, chainEdge: edge.blocks, claimTwo: two.blocks, batch: batch.blocks };
+  }
+
+  it('reads as few blocks per claim and completion on grown tables as on small ones', async () => {
+    // The session plans the hot path on nearly empty tables whose statistics say so (as autovacuum leaves
+    // them on a new database, or VACUUM after a TRUNCATE), and this is what each call costs there.
+    await createTasks(3);
+    for (const table of ['tasks', 'workflow_steps', 'workflow_step_edges', 'workflow_step_transitions']) {
+      await db.query(`VACUUM ANALYZE tasker.${table}`);
+    }
+    const small = await hotPath();
+
+    // Growth: thousands of steps, hundreds of them in progress (claimed by another worker, never finished).
+    await createTasks(GROWN_TASKS);
+    let busy = 0;
+    while (busy < IN_PROGRESS) busy += (await claimSteps(db, NAMESPACE, OTHER_WORKER, 300, 50)).length;
+    const { rows } = await db.query<{ steps: string; running: string }>(
+      `SELECT count(*) AS steps, count(*) FILTER (WHERE current_state = 'in_progress') AS running
+         FROM tasker.workflow_steps`,
+    );
+    expect(Number(rows[0]?.steps)).toBeGreaterThan(GROWN_TASKS * 4);
+    expect(Number(rows[0]?.running)).toBeGreaterThanOrEqual(IN_PROGRESS);
+
+    // Same plans, 500 times the rows: a read by key costs a level more of each B-tree, at most; a scan of a
+    // whole index costs a block or more per step (several times these figures, measured before 0011).
+    const grown = await hotPath();
+    for (const [call, blocks] of Object.entries(grown)) {
+      const before = small[call as keyof typeof small];
+      expect(
+        blocks,
+        `${call}: ${blocks} blocks on grown tables, ${before} on small ones`,
+      ).toBeLessThanOrEqual(2 * before + SLACK_BLOCKS);
+    }
+  }, 120_000);
+});
