@@ -119,6 +119,13 @@ export class Worker {
   private readonly pendingSignals = new Set<Promise<void>>();
   /** Results on their way to the database, batched per namespace. */
   private readonly resultBatchers = new Map<string, CommitBatcher<PendingResult>>();
+  /**
+   * Namespaces whose queue may hold visible work this worker has not taken: a read filled all the room it
+   * had, or a wake-up came while every slot was busy. Only for these does a completing round trip read the
+   * queue for its freed slots (`refill`); any other work comes with a signal of its own (or the poll), and
+   * reading for it after every step would find nothing. A read that finds less than it asked for clears it.
+   */
+  private readonly backlog = new Set<string>();
   private readonly shutdown = new AbortController();
   /** Handlers running at most at once (maxConcurrentHandlers). */
   readonly capacity: number;
@@ -243,10 +250,15 @@ export class Worker {
       if (exhausted.has(namespace)) continue;
       const room = Math.min(this.capacity - this.running.size, perRead);
       const claimed = await claimSteps(this.options.db, namespace, this.id, lease, room);
-      if (claimed.length < room) exhausted.add(namespace);
+      if (claimed.length < room) {
+        exhausted.add(namespace);
+        this.backlog.delete(namespace);
+      }
       found += claimed.length;
       for (const step of claimed) this.startStep(step, namespace);
     }
+    // Whatever this drain did not read to the end (its room ran out, or there was none) may hold work.
+    for (const namespace of this.namespaces) if (!exhausted.has(namespace)) this.backlog.add(namespace);
     // Never "full": a worker takes only what its free slots allow, and a freed slot wakes it again.
     return { found, processed: found, full: false };
   }
@@ -390,6 +402,7 @@ export class Worker {
       try {
         // Every step of the batch still holds its slot; their slots and any other free one are the room.
         const room = this.stopping ? 0 : this.capacity - this.running.size + batch.length;
+        const refill = this.backlog.has(namespace);
         const batchesInFlight = this.resultBatcher(namespace).inFlight;
         const storing = performance.now();
         const { outcomes, claimed, signals } = await completeManyAndClaim(
@@ -408,6 +421,7 @@ export class Worker {
             namespace,
             leaseSeconds: this.options.leaseSeconds ?? 30,
             limit: room,
+            refill,
             // Alone on the pool, the signal rides in the commit (quickest); otherwise it goes after it.
             deferSignal: batchesInFlight > 1 || poolIsBusy(this.options.db),
           },
@@ -420,7 +434,10 @@ export class Worker {
         for (const { step } of batch) this.release(step);
         for (const next of claimed) this.startStep(next, namespace);
         for (const signal of signals) this.sendSignal(signal);
-        const refilled = room > 0 && (claimed.length >= room || this.namespaces.length === 1);
+        // A refill that found less than the room read the queue to its end.
+        if (refill && claimed.length < room) this.backlog.delete(namespace);
+        // No drain is needed when the room is full, or when no namespace may hold work left behind.
+        const refilled = room > 0 && (claimed.length >= room || this.backlog.size === 0);
         for (const { step } of batch) {
           results.set(step, { outcome: outcomes.get(step.stepUuid) ?? 'stale', refilled });
         }

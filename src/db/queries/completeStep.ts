@@ -180,7 +180,8 @@ interface CompleteManyRow extends Partial<ClaimRow> {
 /**
  * completeAndClaim for several results of one worker in one round trip and one (durable) commit
  * (tasker.complete_many_and_claim): each result stored (and applied, with `inline`) in task order, the
- * children they made ready started for this worker, then the rest of `limit` claimed from the queue.
+ * children they made ready started for this worker, then (with `refill`) the rest of `limit` claimed from the
+ * queue.
  * `outcomes` maps step uuids to what storing did; `signals` are the wake-ups to send with signalSent() once
  * this has committed (none when `deferSignal` is false: then the commit sent them).
  */
@@ -194,6 +195,11 @@ export async function completeManyAndClaim(
     leaseSeconds: number;
     limit: number;
     deferSignal?: boolean;
+    /**
+     * Read the queue for the room the children of these results leave. false when the worker knows of no
+     * visible work it has not taken (see Worker.backlog). @defaultValue true
+     */
+    refill?: boolean;
   },
 ): Promise<{ outcomes: Map<string, CompleteOutcome>; claimed: ClaimedStep[]; signals: PendingSignal[] }> {
   const payload = results.map((r) => ({
@@ -205,7 +211,7 @@ export async function completeManyAndClaim(
     execution_ms: Math.round(r.executionMs),
   }));
   const { rows } = await db.query<CompleteManyRow>(
-    'SELECT * FROM tasker.complete_many_and_claim($1::jsonb, $2, $3, $4, $5, $6, $7)',
+    'SELECT * FROM tasker.complete_many_and_claim($1::jsonb, $2, $3, $4, $5, $6, $7, $8)',
     [
       JSON.stringify(payload),
       options.workerId,
@@ -214,8 +220,9 @@ export async function completeManyAndClaim(
       options.leaseSeconds,
       Math.max(0, options.limit),
       options.deferSignal !== true,
+      options.refill !== false,
     ],
-    { name: 'tasker_complete_many_and_claim' },
+    { name: 'tasker_complete_many_and_claim_v2' },
   );
   const outcomes = new Map<string, CompleteOutcome>();
   const claimed: ClaimedStep[] = [];
