@@ -51,6 +51,16 @@ export interface WorkerStartOptions extends StartOptions {
   templates?: string;
 }
 
+/**
+ * Children still running when this test process exits (a failed beforeAll that never stopped them, a
+ * timeout) are killed with it: a leftover service keeps polling and takes CPU from every later test and
+ * benchmark on the machine.
+ */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 function startTasker(role: 'orchestration' | 'worker', options: StartOptions): Promise<TaskerProcess> {
   const child = spawn(
     process.execPath,
@@ -68,8 +78,12 @@ function startTasker(role: 'orchestration' | 'worker', options: StartOptions): P
   );
   const logs: LogLine[] = [];
   const otherOutput: string[] = [];
+  running.add(child);
   const exited = new Promise<number | string>((resolve) => {
-    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+    child.once('exit', (code, signal) => {
+      running.delete(child);
+      resolve(code ?? signal ?? 'unknown');
+    });
   });
   let buffered = '';
   let onLine: (line: LogLine) => void = () => undefined;
