@@ -361,14 +361,14 @@ export class Worker {
   }
 
   /**
-   * Stores the result and, in the same round trip, claims as much new work as the freed slot allows: in a
-   * chain, the step this result makes ready is claimed without a notification or another commit.
+   * Stores the result and, in the same round trip, starts the steps it made ready for the freed slot: in a
+   * chain, the next step is claimed without a notification or another commit. When the namespace may hold
+   * work left behind (`backlog`), the same round trip also reads the queue for the room that is left.
    * Results are stored in batches, at most MAX_BATCHES_IN_FLIGHT on their way per namespace: a result that
    * finishes while they are busy waits and goes with the next batch (one commit and one queue read for all of
    * them); otherwise the results of one turn of the event loop go together at its end.
-   * `refilled` is true when that claim looked at everything this worker could take: it filled the room, or
-   * it found the (only) namespace's queue without more visible work. Work that becomes visible later comes
-   * with its own signal (or a retry's timer, or the poll).
+   * `refilled` is true when no drain is needed: the room is full, or no namespace may hold work left behind.
+   * Work that becomes visible later comes with its own signal (or a retry's timer, or the poll).
    */
   private storeOutcome(step: ClaimedStep, namespace: string, outcome: StepOutcome): Promise<StoreResult> {
     return new Promise<StoreResult>((resolve) =>
