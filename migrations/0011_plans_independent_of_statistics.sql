@@ -15,7 +15,9 @@
 --     (from_step_uuid, to_step_uuid, name) key instead of workflow_step_edges_to_idx: 124 blocks per level;
 --   * complete_many_and_claim's set path (a batch of results) joined its batch to workflow_steps, and read
 --     tasks_active_idx whole to count the steps of every live task, not only the batch's: 5,700 blocks for
---     a batch of two on 1,500 tasks; claim_steps joined its candidates like _start_ready_children.
+--     a batch of two on 1,500 tasks; claim_steps joined its candidates like _start_ready_children;
+--   * process_step_results (results applied by the orchestrator) locked its batch's tasks through a join
+--     that walked every task and its steps: 5,800 blocks for one result on 1,500 tasks.
 -- The fix is in the statements, not the statistics, and test/integration/engine/planStability.test.ts
 -- checks it (each call reads about as many blocks on grown tables as on small ones):
 --   * a batch is matched with "= ANY(array)" on the primary key, each row's values looked up by
@@ -25,8 +27,8 @@
 --   * a state is compared through a constant when a partial index on that state exists (0009's rule);
 --   * the parents' index includes from_step_uuid, so the right lookup is an index-only scan too.
 -- The functions are otherwise unchanged from 0006 and 0009, but for complete_many_and_claim's new p_refill
--- (see there). CREATE OR REPLACE drops a function's settings, so those of the two entry points are set again
--- at the end.
+-- (see there). CREATE OR REPLACE drops a function's settings, so those of the three entry points are set
+-- again at the end.
 --
 -- Not changed: the queue read (pgmq's "ORDER BY msg_id ... WHERE vt <= now()") still steps over the messages
 -- of leased steps; its cost grows with the steps in progress in that queue, not with the tables.
@@ -655,13 +657,50 @@ BEGIN
 END;
 $$;
 
--- The settings 0006 and 0009 gave these entry points (see there), which CREATE OR REPLACE (and the new
--- signature) dropped.
-ALTER FUNCTION tasker.claim_steps(text, text, integer, integer, boolean) SET plan_cache_mode = force_generic_plan
-  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off;
-ALTER FUNCTION tasker.complete_many_and_claim(jsonb, text, boolean, text, integer, integer, boolean, boolean)
-  SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
-  SET jit = off;
+-- ------------------------------------------------------------------------------------------------ orchestration
+
+CREATE OR REPLACE FUNCTION tasker.process_step_results(p_limit integer, p_vt integer DEFAULT 30, p_processor uuid DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_msgs bigint[];
+  v_steps uuid[];
+  v_queues text[] := '{}';
+  v_ids bigint[] := '{}';
+  a record;
+  i integer;
+  v_q text;
+BEGIN
+  SELECT array_agg(r.msg_id ORDER BY r.msg_id), array_agg((r.message ->> 'step_uuid')::uuid ORDER BY r.msg_id)
+  INTO v_msgs, v_steps
+  FROM tasker._q_read('orchestration_step_results', p_vt, p_limit) r;
+  IF v_msgs IS NULL THEN
+    RETURN 0;
+  END IF;
+  -- Lock every task of the batch in one order (task_uuid): two orchestrators holding batches that share
+  -- tasks in different orders would otherwise deadlock. Each step's task is found by a subquery on the step's
+  -- primary key: joined, the planner could walk every task and its steps instead (see the head of this file).
+  PERFORM 1 FROM tasker.tasks t
+  WHERE t.task_uuid = ANY(ARRAY(SELECT (SELECT ws.task_uuid FROM tasker.workflow_steps ws WHERE ws.workflow_step_uuid = u.id)
+                                FROM unnest(v_steps) AS u(id)))
+  ORDER BY t.task_uuid
+  FOR UPDATE;
+  FOR i IN 1 .. cardinality(v_msgs) LOOP
+    IF v_steps[i] IS NOT NULL THEN
+      SELECT * INTO a FROM tasker._apply_step_result_quiet(v_steps[i], p_processor);
+      IF coalesce(cardinality(a.msg_ids), 0) > 0 THEN
+        v_queues := v_queues || array_fill(a.queue, ARRAY[cardinality(a.msg_ids)]);
+        v_ids := v_ids || a.msg_ids;
+      END IF;
+    END IF;
+  END LOOP;
+  PERFORM tasker._q_archive('orchestration_step_results', v_msgs);
+  FOR v_q IN SELECT DISTINCT u.name FROM unnest(v_queues) AS u(name) LOOP
+    PERFORM tasker._notify_sent(v_q, ARRAY(SELECT u.id FROM unnest(v_queues, v_ids) AS u(name, id) WHERE u.name = v_q));
+  END LOOP;
+  RETURN cardinality(v_msgs);
+END;
+$$;
 
 -- ------------------------------------------------------------------------------------------------ readiness
 
@@ -706,3 +745,13 @@ $$;
 -- to_step_uuid is an index-only scan too, and one with a condition always costs less than a whole one.
 DROP INDEX tasker.workflow_step_edges_to_idx;
 CREATE INDEX workflow_step_edges_to_idx ON tasker.workflow_step_edges (to_step_uuid) INCLUDE (from_step_uuid);
+
+-- The settings 0006 and 0009 gave these entry points (see there), which CREATE OR REPLACE (and the new
+-- signature) dropped.
+ALTER FUNCTION tasker.claim_steps(text, text, integer, integer, boolean) SET plan_cache_mode = force_generic_plan
+  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off;
+ALTER FUNCTION tasker.process_step_results(integer, integer, uuid) SET plan_cache_mode = force_generic_plan
+  SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off;
+ALTER FUNCTION tasker.complete_many_and_claim(jsonb, text, boolean, text, integer, integer, boolean, boolean)
+  SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+  SET jit = off;

@@ -56,4 +56,40 @@ describe('hot-path function settings', () => {
     expect(plpgsql.filter((r) => !(r.config ?? []).includes('jit=off')).map((r) => r.name)).toEqual([]);
     expect(sql.filter((r) => r.config !== null).map((r) => r.name)).toEqual([]);
   });
+
+  it('keeps the planner settings of every hot-path entry point (a CREATE OR REPLACE drops them)', async () => {
+    // Migration 0006's list: generic plans, and nested loops over index scans whatever the statistics say.
+    const entryPoints = [
+      'create_task',
+      'create_task_quiet',
+      'create_tasks_quiet',
+      'claim_steps',
+      'complete_step',
+      'complete_and_claim',
+      'complete_many_and_claim',
+      'apply_step_result',
+      'process_step_results',
+      'process_finalization_requests',
+      'process_orchestration_queues',
+    ];
+    const { rows } = await getTestDb().db.query<{ name: string; config: string[] | null }>(
+      `SELECT p.proname AS name, p.proconfig AS config FROM pg_proc p
+        WHERE p.pronamespace = 'tasker'::regnamespace AND p.proname = ANY($1::text[])`,
+      [entryPoints],
+    );
+    expect(rows.map((r) => r.name).sort()).toEqual([...entryPoints].sort());
+    const wanted = [
+      'plan_cache_mode=force_generic_plan',
+      'enable_seqscan=off',
+      'enable_hashjoin=off',
+      'enable_mergejoin=off',
+      'jit=off',
+    ];
+    const missing = rows.flatMap((r) =>
+      wanted
+        .filter((setting) => !(r.config ?? []).includes(setting))
+        .map((setting) => `${r.name}: ${setting}`),
+    );
+    expect(missing).toEqual([]);
+  });
 });
