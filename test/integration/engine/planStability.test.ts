@@ -152,6 +152,28 @@ describe('hot-path plans made on small tables (migration 0011)', () => {
     expect(Object.values(rows.at(-1)?.outcomes ?? {})).toEqual(steps.map(() => 'stored'));
   }
 
+  /** A retryable failure applied in the worker's commit: the step waits for its retry. */
+  async function fail(step: Claimed): Promise<void> {
+    const result = {
+      ...step,
+      success: false,
+      payload: { message: 'boom', retryable: true },
+      execution_ms: 1,
+    };
+    const { rows } = await session.query<{ outcomes: Record<string, string> | null }>(
+      'SELECT outcomes FROM tasker.complete_many_and_claim($1::jsonb, $2, true, $3, 30, 1)',
+      [JSON.stringify([result]), WORKER, NAMESPACE],
+    );
+    expect(rows.at(-1)?.outcomes?.[step.step_uuid]).toBe('retry');
+  }
+
+  async function cancel(taskUuid: string): Promise<void> {
+    const { rows } = await session.query<{ outcome: string }>('SELECT tasker.cancel_task($1) AS outcome', [
+      taskUuid,
+    ]);
+    expect(rows[0]?.outcome).toBe('cancelled');
+  }
+
   /** The orchestrator's look at its queues: applies the stored results. */
   async function orchestrate(): Promise<number> {
     const { rows } = await session.query<{ step_results: number }>(
@@ -184,7 +206,8 @@ describe('hot-path plans made on small tables (migration 0011)', () => {
 
   /**
    * A task created alone and two together; a claim of one step and the chain edge that completes it; a claim
-   * of two and the batch completing them; and a result stored for orchestration and applied by it.
+   * of two and the batch completing them; a result stored for orchestration and applied by it; a retryable
+   * failure; and a cancellation.
    */
   async function hotPath(): Promise<Record<string, number>> {
     const created = await blocksRead(() => createOne());
@@ -202,6 +225,10 @@ describe('hot-path plans made on small tables (migration 0011)', () => {
     const stored = await blocksRead(() => store(three));
     const applied = await blocksRead(() => orchestrate());
     expect(applied.value).toBe(1);
+    const [four] = await claim(1);
+    if (four === undefined) throw new Error('no step to claim');
+    const failed = await blocksRead(() => fail(four));
+    const cancelled = await blocksRead(() => cancel(four.task_uuid));
     return {
       create: created.blocks,
       createTwo: createdTwo.blocks,
@@ -211,6 +238,8 @@ describe('hot-path plans made on small tables (migration 0011)', () => {
       batch: batch.blocks,
       storeForOrchestration: stored.blocks,
       orchestratorApplies: applied.blocks,
+      retryableFailure: failed.blocks,
+      cancel: cancelled.blocks,
     };
   }
 
