@@ -194,6 +194,9 @@ describe('a mixed-mode cluster: 3 EventDrivenOnly + 1 PollingOnly orchestrators,
     // Requests sent without a notification: the EventDrivenOnly orchestrators are never told about them.
     await sendTaskRequests(testDb, { tag: 'silent', count: 6, notify: false });
     // More steps at once than the Hybrid workers' 2 × 2 slots: the rest wait in the queue for whoever looks.
+    // Each step holds its slot for 300 ms, longer than the PollingOnly worker's 200 ms poll, so that poll
+    // finds steps still waiting however the machine's load shifts the timing (at 100 ms the Hybrid workers'
+    // refills sometimes took them all first).
     const client = clients[0] as TaskerClient;
     const slow = await Promise.all(
       Array.from({ length: 10 }, (_, i) =>
@@ -201,7 +204,7 @@ describe('a mixed-mode cluster: 3 EventDrivenOnly + 1 PollingOnly orchestrators,
           namespace: 'math',
           name: 'slow_sequence',
           version: '1.0.0',
-          context: { n: i, ms: 100 },
+          context: { n: i, ms: 300 },
         }),
       ),
     );
