@@ -743,6 +743,7 @@ $$;
 -- (from_step_uuid, to_step_uuid, name) key, filtering on its second column, to the plain index on
 -- to_step_uuid: 124 blocks per lookup on 4,500 edges. With from_step_uuid included, the lookup by
 -- to_step_uuid is an index-only scan too, and one with a condition always costs less than a whole one.
+-- The rebuild blocks writes to the edges (task creation) while it runs: about 0.5 s per million edges here.
 DROP INDEX tasker.workflow_step_edges_to_idx;
 CREATE INDEX workflow_step_edges_to_idx ON tasker.workflow_step_edges (to_step_uuid) INCLUDE (from_step_uuid);
 
