@@ -12,7 +12,7 @@ import type {
 } from './database.ts';
 import { redactUrl } from './connectionString.ts';
 import { DatabaseError } from '../domain/errors.ts';
-import { isConnectionError } from './sqlState.ts';
+import { isConnectionError, isPoolTimeout } from './sqlState.ts';
 import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
 
@@ -248,8 +248,7 @@ export class PostgresDatabase implements Database {
    * connect that did not finish: the server is unreachable.)
    */
   private poolExhausted(error: unknown): DatabaseError | undefined {
-    if (!(error instanceof Error) || !/timeout exceeded when trying to connect/i.test(error.message))
-      return undefined;
+    if (!isPoolTimeout(error)) return undefined;
     const max = this.pool.options.max ?? 10;
     if (this.pool.totalCount < max) return undefined;
     const waitedMs = this.pool.options.connectionTimeoutMillis ?? 0;

@@ -57,7 +57,7 @@ const PG_CONNECTION_LOST =
  */
 export function isTransientDatabaseError(error: unknown): boolean {
   if (isConnectionError(error)) return true;
-  if (error instanceof Error && PG_POOL_TIMEOUT.test(error.message)) return true;
+  if (isPoolTimeout(error)) return true;
   return (
     typeof error === 'object' &&
     error !== null &&
@@ -72,4 +72,6 @@ export function isTransientDatabaseError(error: unknown): boolean {
  * connection did not finish connecting in time (a server or machine under load). Either way a later try can
  * succeed. It is not a connection error for the circuit breaker: nothing says the server is gone.
  */
-const PG_POOL_TIMEOUT = /^timeout exceeded when trying to connect/i;
+export function isPoolTimeout(error: unknown): boolean {
+  return error instanceof Error && /^timeout exceeded when trying to connect/i.test(error.message);
+}
