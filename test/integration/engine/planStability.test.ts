@@ -91,14 +91,33 @@ describe('hot-path plans made on small tables (migration 0011)', () => {
     return rows;
   }
 
-  async function complete(steps: Claimed[]): Promise<Claimed[]> {
-    const results = steps.map((s) => ({ ...s, success: true, payload: { ok: true }, execution_ms: 1 }));
-    const { rows } = await session.query<Claimed>(
-      `SELECT task_uuid, step_uuid, attempt FROM tasker.complete_many_and_claim($1::jsonb, $2, true, $3, 30, $4)
-        WHERE step_uuid IS NOT NULL`,
-      [JSON.stringify(results), WORKER, NAMESPACE, steps.length],
+  /**
+   * tasker.complete_many_and_claim for these steps, all succeeding or all failing (retryably): the steps it
+   * started, and what storing did (its last row).
+   */
+  async function completeMany(
+    steps: Claimed[],
+    options: { success: boolean; inline: boolean; limit: number },
+  ): Promise<{ started: Claimed[]; outcomes: Record<string, string> }> {
+    const payload = options.success ? { ok: true } : { message: 'boom', retryable: true };
+    const results = steps.map((s) => ({ ...s, success: options.success, payload, execution_ms: 1 }));
+    const { rows } = await session.query<Partial<Claimed> & { outcomes: Record<string, string> | null }>(
+      'SELECT task_uuid, step_uuid, attempt, outcomes FROM tasker.complete_many_and_claim($1::jsonb, $2, $3, $4, 30, $5)',
+      [JSON.stringify(results), WORKER, options.inline, NAMESPACE, options.limit],
     );
-    return rows;
+    return {
+      started: rows.flatMap((r) =>
+        r.step_uuid == null
+          ? []
+          : [{ task_uuid: r.task_uuid ?? '', step_uuid: r.step_uuid, attempt: r.attempt ?? 0 }],
+      ),
+      outcomes: rows.at(-1)?.outcomes ?? {},
+    };
+  }
+
+  /** Completed in the worker's commit, each starting its next step. */
+  async function complete(steps: Claimed[]): Promise<Claimed[]> {
+    return (await completeMany(steps, { success: true, inline: true, limit: steps.length })).started;
   }
 
   /** A task's creation as createTask builds it for tasker.create_task and tasker.create_tasks_quiet. */
@@ -144,27 +163,14 @@ describe('hot-path plans made on small tables (migration 0011)', () => {
 
   /** Results stored for orchestration (p_inline false), not applied. */
   async function store(steps: Claimed[]): Promise<void> {
-    const results = steps.map((s) => ({ ...s, success: true, payload: { ok: true }, execution_ms: 1 }));
-    const { rows } = await session.query<{ outcomes: Record<string, string> | null }>(
-      'SELECT outcomes FROM tasker.complete_many_and_claim($1::jsonb, $2, false, $3, 30, 0)',
-      [JSON.stringify(results), WORKER, NAMESPACE],
-    );
-    expect(Object.values(rows.at(-1)?.outcomes ?? {})).toEqual(steps.map(() => 'stored'));
+    const { outcomes } = await completeMany(steps, { success: true, inline: false, limit: 0 });
+    expect(Object.values(outcomes)).toEqual(steps.map(() => 'stored'));
   }
 
   /** A retryable failure applied in the worker's commit: the step waits for its retry. */
   async function fail(step: Claimed): Promise<void> {
-    const result = {
-      ...step,
-      success: false,
-      payload: { message: 'boom', retryable: true },
-      execution_ms: 1,
-    };
-    const { rows } = await session.query<{ outcomes: Record<string, string> | null }>(
-      'SELECT outcomes FROM tasker.complete_many_and_claim($1::jsonb, $2, true, $3, 30, 1)',
-      [JSON.stringify([result]), WORKER, NAMESPACE],
-    );
-    expect(rows.at(-1)?.outcomes?.[step.step_uuid]).toBe('retry');
+    const { outcomes } = await completeMany([step], { success: false, inline: true, limit: 1 });
+    expect(outcomes[step.step_uuid]).toBe('retry');
   }
 
   async function cancel(taskUuid: string): Promise<void> {
