@@ -37,6 +37,12 @@ const IN_PROGRESS = 1_000;
  * removal (the full test suite runs beside this). A whole-index scan costs thousands here.
  */
 const SLACK_BLOCKS = 100;
+/**
+ * The leases of this test's claims: longer than the test, so no step claimed on the small tables comes back
+ * while the tables grow. A loaded machine took more than 30 s over the growth, and a lease that ran out sent
+ * the later calls down the lease-expired path instead of the one measured on the small tables.
+ */
+const LEASE_SECONDS = 3_600;
 
 const LINEAR: TaskTemplate = {
   ...templateNamed('mathematical_sequence'),
@@ -85,8 +91,8 @@ describe('hot-path plans made on small tables (migration 0011)', () => {
 
   async function claim(limit: number): Promise<Claimed[]> {
     const { rows } = await session.query<Claimed>(
-      'SELECT task_uuid, step_uuid, attempt FROM tasker.claim_steps($1, $2, 30, $3)',
-      [NAMESPACE, WORKER, limit],
+      'SELECT task_uuid, step_uuid, attempt FROM tasker.claim_steps($1, $2, $3, $4)',
+      [NAMESPACE, WORKER, LEASE_SECONDS, limit],
     );
     return rows;
   }
@@ -102,8 +108,8 @@ describe('hot-path plans made on small tables (migration 0011)', () => {
     const payload = options.success ? { ok: true } : { message: 'boom', retryable: true };
     const results = steps.map((s) => ({ ...s, success: options.success, payload, execution_ms: 1 }));
     const { rows } = await session.query<Partial<Claimed> & { outcomes: Record<string, string> | null }>(
-      'SELECT task_uuid, step_uuid, attempt, outcomes FROM tasker.complete_many_and_claim($1::jsonb, $2, $3, $4, 30, $5)',
-      [JSON.stringify(results), WORKER, options.inline, NAMESPACE, options.limit],
+      'SELECT task_uuid, step_uuid, attempt, outcomes FROM tasker.complete_many_and_claim($1::jsonb, $2, $3, $4, $5, $6)',
+      [JSON.stringify(results), WORKER, options.inline, NAMESPACE, LEASE_SECONDS, options.limit],
     );
     return {
       started: rows.flatMap((r) =>
@@ -261,7 +267,8 @@ describe('hot-path plans made on small tables (migration 0011)', () => {
     // Growth: thousands of steps, hundreds of them in progress (claimed by another worker, never finished).
     await createTasks(GROWN_TASKS);
     let busy = 0;
-    while (busy < IN_PROGRESS) busy += (await claimSteps(db, NAMESPACE, OTHER_WORKER, 300, 50)).length;
+    while (busy < IN_PROGRESS)
+      busy += (await claimSteps(db, NAMESPACE, OTHER_WORKER, LEASE_SECONDS, 50)).length;
     const { rows } = await db.query<{ steps: string; running: string }>(
       `SELECT count(*) AS steps, count(*) FILTER (WHERE current_state = 'in_progress') AS running
          FROM tasker.workflow_steps`,
