@@ -23,6 +23,7 @@ import { parseBindAddress } from './bindAddress.ts';
 import { startServiceTracing } from './serviceTracing.ts';
 import { startServiceGrpc } from './serviceGrpc.ts';
 import { listenHttp } from './httpListener.ts';
+import { warnWhenAutovacuumOff } from '../db/autovacuumCheck.ts';
 import { openServiceDatabase } from './openServiceDatabase.ts';
 import { orchestratorRuntimeOptions, templateCacheOptions } from './serviceOptions.ts';
 import { TASKER_VERSION } from './version.ts';
@@ -69,6 +70,7 @@ export async function startOrchestrationService(
   const { config } = loaded;
   const ownsDb = options.db === undefined;
   const directDb = options.db ?? (await openServiceDatabase(loaded));
+  await warnWhenAutovacuumOff(directDb, logger);
   // Work, the API, health checks and metrics reach the database and the queues through circuit breakers. The
   // LISTEN connection uses the database directly: it reconnects with its own backoff.
   const breakers = createServiceCircuitBreakers(config.circuit_breakers, logger);
