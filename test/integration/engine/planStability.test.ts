@@ -241,6 +241,11 @@ describe('hot-path plans made on small tables (migration 0011)', () => {
     if (four === undefined) throw new Error('no step to claim');
     const failed = await blocksRead(() => fail(four));
     const cancelled = await blocksRead(() => cancel(four.task_uuid));
+    // The failed step's retry waits in the queue as a delayed message. Cancelling leaves it there, to be
+    // archived by whichever claim reads it once its delay has passed: that could be one measured next.
+    await db.query(`DELETE FROM pgmq.q_worker_${NAMESPACE}_queue WHERE message ->> 'task_uuid' = $1`, [
+      four.task_uuid,
+    ]);
     return {
       create: created.blocks,
       createTwo: createdTwo.blocks,
