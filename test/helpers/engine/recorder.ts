@@ -5,8 +5,8 @@
 import type { StepContext, StepHandlerDefinition } from '../../../src/worker/handlerApi.ts';
 
 /**
- * Milliseconds since the epoch from the monotonic clock: Date.now() follows the wall clock, which a VM's
- * clock may step (a 1 s timeout once measured 977 ms between two Date.now() readings here).
+ * Milliseconds since the epoch from the monotonic clock: Date.now() follows the wall clock, which a VM may
+ * step, and durations between two readings (a timeout's, a retry's spacing) must not move with it.
  */
 const now = (): number => performance.timeOrigin + performance.now();
 

@@ -39,8 +39,8 @@ const IN_PROGRESS = 1_000;
 const SLACK_BLOCKS = 100;
 /**
  * The leases of this test's claims: longer than the test, so no step claimed on the small tables comes back
- * while the tables grow. A loaded machine took more than 30 s over the growth, and a lease that ran out sent
- * the later calls down the lease-expired path instead of the one measured on the small tables.
+ * while the tables grow: on a loaded machine the growth can outlast a 30 s lease, and a lease that ran out
+ * would send the later calls down the lease-expired path instead of the one measured on the small tables.
  */
 const LEASE_SECONDS = 3_600;
 
