@@ -35,7 +35,12 @@ mkdir -p "$dir"
 as_owner "'$bin/initdb' -A trust -U postgres -D '$dir/data'" >/dev/null
 as_owner "'$bin/pg_ctl' -D '$dir/data' -o '-p $port -k $dir -c fsync=off -c autovacuum=off' -l '$dir/server.log' -w start" >/dev/null
 url="postgres://postgres@127.0.0.1:$port/tasker_count"
-(cd "$here/../.." && npx tsx bench/sql/prepareDatabase.ts "$url") 2>&1 | grep -v '^ready' || true
+if ! prepared=$(cd "$here/../.." && npx tsx bench/sql/prepareDatabase.ts "$url" 2>&1); then
+  echo "countInstructions: preparing the scratch database failed:" >&2
+  echo "$prepared" | grep -m3 -E 'Error|error' >&2
+  as_owner "'$bin/pg_ctl' -D '$dir/data' -m fast -w stop" >/dev/null
+  exit 1
+fi
 as_owner "'$bin/pg_ctl' -D '$dir/data' -m fast -w stop" >/dev/null
 
 # N linear tasks in one DO block, each SQL call in its own transaction (COMMIT between them), as the worker does.
