@@ -7,6 +7,11 @@
 #
 #   bash bench/sql/countInstructions.sh            # prints: <instructions> instructions per linear task
 #   COUNT_TASKS="10 50" bash bench/sql/countInstructions.sh
+#   COUNT_SCENARIO=one_step bash bench/sql/countInstructions.sh   # per one-step task, in batches of 50
+#
+# Scenarios: `linear` (the default, above) and `one_step`: one-step tasks as a worker of capacity 50 runs them
+# at full load, per batch: create_tasks_quiet with 50 tasks, claim_steps for 50, complete_many_and_claim with
+# the 50 results (applied as a set) and room for 50 more. COUNT_TASKS then counts batches.
 #
 # How: a scratch cluster of its own (initdb in $COUNT_DIR, port $COUNT_PORT, fsync off) is migrated from this
 # checkout and given the bench templates; then a single-user backend (postgres --single) runs under
@@ -20,6 +25,8 @@ bin=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 dir=${COUNT_DIR:-/tmp/tasker-callgrind}
 port=${COUNT_PORT:-5499}
 read -r n1 n2 <<<"${COUNT_TASKS:-10 50}"
+scenario=${COUNT_SCENARIO:-linear}
+case "$scenario" in linear) per=1 ;; one_step) per=50 ;; *) echo "countInstructions: COUNT_SCENARIO is linear or one_step, not '$scenario'" >&2; exit 1 ;; esac
 
 command -v valgrind >/dev/null || { echo "countInstructions: valgrind is not on PATH (apt-get install valgrind)" >&2; exit 1; }
 [ -x "$bin/postgres" ] || { echo "countInstructions: no PostgreSQL server binaries in '$bin' (set PG_BIN)" >&2; exit 1; }
@@ -43,7 +50,8 @@ if ! prepared=$(cd "$here/../.." && npx tsx bench/sql/prepareDatabase.ts "$url" 
 fi
 as_owner "'$bin/pg_ctl' -D '$dir/data' -m fast -w stop" >/dev/null
 
-# N linear tasks in one DO block, each SQL call in its own transaction (COMMIT between them), as the worker does.
+# The scenario's SQL calls in one DO block, each in its own transaction (COMMIT between them), as the worker
+# makes them. Before them, empty tables.
 script() {
   cat <<SQL
 TRUNCATE tasker.tasks CASCADE;
@@ -54,6 +62,22 @@ TRUNCATE pgmq.a_worker_bench_queue;
 
 VACUUM;
 
+SQL
+  "${scenario}_tasks" "$1"
+  cat <<SQL
+DO \$\$
+BEGIN
+  IF (SELECT count(*) FROM tasker.tasks WHERE current_state <> 'complete') > 0 THEN
+    RAISE EXCEPTION 'countInstructions: a task did not complete';
+  END IF;
+END \$\$;
+
+SQL
+}
+
+# N linear tasks, one at a time.
+linear_tasks() {
+  cat <<SQL
 DO \$\$
 DECLARE nt uuid; t uuid; r record; i int; k int;
 BEGIN
@@ -87,9 +111,38 @@ BEGIN
       COMMIT;
     END LOOP;
   END LOOP;
-  IF (SELECT count(*) FROM tasker.tasks WHERE current_state <> 'complete') > 0 THEN
-    RAISE EXCEPTION 'countInstructions: a task did not complete';
-  END IF;
+END \$\$;
+
+SQL
+}
+
+# N batches of 50 one-step tasks: created together, claimed together, completed together.
+one_step_tasks() {
+  cat <<SQL
+DO \$\$
+DECLARE nt uuid; res jsonb; i int; n int;
+BEGIN
+  SELECT named_task_uuid INTO nt FROM tasker.named_tasks WHERE name = 'bench_one_step';
+  FOR i IN 1..$1 LOOP
+    SELECT count(*) INTO n FROM tasker.create_tasks_quiet((
+      SELECT jsonb_agg(jsonb_build_object(
+        'task', jsonb_build_object('named_task_uuid', nt, 'namespace_name', 'bench', 'context', '{}'::jsonb,
+                                   'identity_hash', gen_random_uuid()::text, 'correlation_id', gen_random_uuid(),
+                                   'tags', '[]'::jsonb, 'priority', 0, 'initiator', 'countInstructions'),
+        'steps', jsonb_build_array(jsonb_build_object(
+          'workflow_step_uuid', gen_random_uuid(), 'name', 'only_step', 'handler_callable', 'Bench.Noop',
+          'inputs', '{}'::jsonb, 'retryable', true, 'max_attempts', 3, 'backoff_strategy', 'exponential',
+          'backoff_base_ms', 1000, 'max_backoff_ms', 30000, 'timeout_seconds', null)),
+        'edges', '[]'::jsonb, 'request_msg_id', null))
+      FROM generate_series(1, 50)));
+    COMMIT;
+    SELECT jsonb_agg(jsonb_build_object('task_uuid', c.task_uuid, 'step_uuid', c.step_uuid, 'attempt', c.attempt,
+                                        'success', true, 'payload', null, 'execution_ms', 0))
+    INTO res FROM tasker.claim_steps('bench', 'count-worker', 30, 50) c;
+    COMMIT;
+    SELECT count(*) INTO n FROM tasker.complete_many_and_claim(res, 'count-worker', true, 'bench', 30, 50, true, false);
+    COMMIT;
+  END LOOP;
 END \$\$;
 
 SQL
@@ -110,4 +163,5 @@ count() {
 
 a=$(count "$n1")
 b=$(count "$n2")
-echo "$(( (b - a) / (n2 - n1) )) instructions per linear task (callgrind: $a with $n1 tasks, $b with $n2; profiles in $dir)"
+unit=$([ "$scenario" = linear ] && echo "linear task" || echo "one-step task")
+echo "$(( (b - a) / ((n2 - n1) * per) )) instructions per $unit (callgrind: $a with $n1 $([ "$per" = 1 ] && echo tasks || echo "batches of $per"), $b with $n2; profiles in $dir)"
