@@ -15,10 +15,14 @@ export interface TemplateCacheOptions {
  * Registered templates by namespace/name/version, kept in memory so task creation does not read the
  * registry (and recompile the input schema) on every request. Entries expire after the TTL; the oldest
  * entry goes first when the cache is full. Misses are not cached, so a template registered a moment later
- * is found at once.
+ * is found at once. Concurrent lookups of one template share a single registry read: a burst of task
+ * requests arriving when an entry is missing or has just expired would otherwise send one read each, and
+ * every one of them would wait for a pool connection (30,000 at once exhausted the engine benchmark's pool).
  */
 export class TemplateCache {
   private readonly entries = new Map<string, { value: RegisteredTemplate; expiresAt: number }>();
+  /** Registry reads on their way, by key: later callers wait for the same read. */
+  private readonly reading = new Map<string, Promise<RegisteredTemplate | undefined>>();
   private readonly enabled: boolean;
   private readonly maxSize: number;
   private readonly ttlMs: number;
@@ -39,6 +43,24 @@ export class TemplateCache {
     const key = `${namespace}\u0000${name}\u0000${version}`;
     const hit = this.entries.get(key);
     if (hit !== undefined && hit.expiresAt > Date.now()) return hit.value;
+    const pending = this.reading.get(key);
+    if (pending !== undefined) return pending;
+    const read = this.read(db, key, namespace, name, version);
+    this.reading.set(key, read);
+    try {
+      return await read;
+    } finally {
+      this.reading.delete(key);
+    }
+  }
+
+  private async read(
+    db: Queryable,
+    key: string,
+    namespace: string,
+    name: string,
+    version: string,
+  ): Promise<RegisteredTemplate | undefined> {
     const value = await findTemplate(db, namespace, name, version);
     this.entries.delete(key);
     if (value === undefined) return undefined;
@@ -52,5 +74,6 @@ export class TemplateCache {
 
   clear(): void {
     this.entries.clear();
+    this.reading.clear();
   }
 }
