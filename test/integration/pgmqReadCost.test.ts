@@ -58,8 +58,11 @@ describe('queue reads with many hidden messages (migration 0012)', () => {
     await db.query('SELECT count(*) FROM pgmq.read($1, 3600, 100000)', [queue]);
   }
 
-  /** `sql` (a read of up to 5 messages) in a transaction that is rolled back, with the queue's blocks it read. */
-  async function read(queue: string, sql: string): Promise<Read> {
+  /**
+   * `sql` (a read of up to 5 messages, or a call on one message) in a transaction that is rolled back, with the
+   * blocks of the queue table and its indexes that it read. `params` default to the queue's name alone.
+   */
+  async function read(queue: string, sql: string, params: readonly string[] = [queue]): Promise<Read> {
     const blocks = async (): Promise<number> => {
       const { rows } = await session.query<{ blocks: string }>(
         `SELECT sum(pg_stat_get_xact_blocks_fetched(c.oid)) AS blocks FROM pg_class c
@@ -71,7 +74,7 @@ describe('queue reads with many hidden messages (migration 0012)', () => {
     await session.query('BEGIN');
     try {
       const before = await blocks();
-      const { rows } = await session.query<{ msg_id: string }>(sql, [queue]);
+      const { rows } = await session.query<{ msg_id: string }>(sql, [...params]);
       return { blocks: (await blocks()) - before, ids: rows.map((r) => String(r.msg_id)) };
     } finally {
       await session.query('ROLLBACK');
@@ -158,24 +161,7 @@ describe('queue reads with many hidden messages (migration 0012)', () => {
       const queue = `worker_planned_empty_${Object.keys(PLANNED_EMPTY).indexOf(name)}_queue`;
       await db.query('SELECT pgmq.create($1)', [queue]);
       await db.query(`VACUUM pgmq.q_${queue}`);
-      const run = async (id: string): Promise<Read> => {
-        const blocks = async (): Promise<number> => {
-          const { rows } = await session.query<{ blocks: string }>(
-            `SELECT sum(pg_stat_get_xact_blocks_fetched(c.oid)) AS blocks FROM pg_class c
-              WHERE c.oid = $1::regclass OR c.oid IN (SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = $1::regclass)`,
-            [`pgmq.q_${queue}`],
-          );
-          return Number(rows[0]?.blocks ?? 0);
-        };
-        await session.query('BEGIN');
-        try {
-          const before = await blocks();
-          const { rows } = await session.query<{ msg_id: string }>(c.sql, c.byId ? [queue, id] : [queue]);
-          return { blocks: (await blocks()) - before, ids: rows.map((r) => String(r.msg_id)) };
-        } finally {
-          await session.query('ROLLBACK');
-        }
-      };
+      const run = (id: string): Promise<Read> => read(queue, c.sql, c.byId ? [queue, id] : [queue]);
       // The plan is made here, on the empty queue: nothing to find.
       expect((await run('1')).ids).toEqual([]);
       const few = await send(queue, 7);
