@@ -77,9 +77,17 @@ interface RunningStep {
   step: ClaimedStep;
   namespace: string;
   done: Promise<void>;
+  /** performance.now() when the step's lease runs out: its claim, then each heartbeat that held it. */
+  leaseUntil: number;
 }
 
-const COMPLETE_RETRY_DELAYS_MS = [100, 500, 2_000];
+/**
+ * Pauses between tries to store results while the database is unreachable: doubling from the first, up to the
+ * last. Tries go on while a step of the batch still holds its lease (a restart or failover of PostgreSQL
+ * takes seconds); once every lease has run out, another worker may hold the steps, so storing stops.
+ */
+const STORE_RETRY_FIRST_MS = 100;
+const STORE_RETRY_MAX_MS = 2_000;
 /** Most results stored in one round trip. */
 const MAX_RESULT_BATCH = 50;
 /**
@@ -279,7 +287,18 @@ export class Worker {
         this.loop.wake();
       },
     );
-    this.running.set(step.stepUuid, { step, namespace, done });
+    this.running.set(step.stepUuid, {
+      step,
+      namespace,
+      done,
+      leaseUntil: performance.now() + (this.options.leaseSeconds ?? 30) * 1000,
+    });
+  }
+
+  /** When the step's lease runs out, as far as this worker knows; 0 for a step it no longer runs. */
+  private leaseUntil(step: ClaimedStep): number {
+    const entry = this.running.get(step.stepUuid);
+    return entry?.step === step ? entry.leaseUntil : 0;
   }
 
   /** Frees the step's slot (once; a later run of the same step has an entry of its own). */
@@ -298,6 +317,8 @@ export class Worker {
       () => {
         void this.options.provider.extendVisibility(queue, step.msgId, lease).then(
           (held) => {
+            const entry = this.running.get(step.stepUuid);
+            if (held && entry?.step === step) entry.leaseUntil = performance.now() + lease * 1000;
             if (!held) this.logger.warn(stepLogFields(step), 'step lease lost');
           },
           (error: unknown) =>
@@ -450,8 +471,7 @@ export class Worker {
           }
           return results;
         }
-        const delay = COMPLETE_RETRY_DELAYS_MS[attempt];
-        if (delay === undefined || !isTransientDatabaseError(error)) {
+        if (!isTransientDatabaseError(error)) {
           // The leases will expire and another worker will run the steps again.
           for (const { step } of batch) {
             this.logger.error(
@@ -461,6 +481,26 @@ export class Worker {
             results.set(step, { outcome: 'unstored', refilled: false });
           }
           return results;
+        }
+        const delay = Math.min(STORE_RETRY_MAX_MS, STORE_RETRY_FIRST_MS * 2 ** attempt);
+        const stillHeld = batch.some(({ step }) => this.leaseUntil(step) > performance.now() + delay);
+        if (!stillHeld || this.shutdown.signal.aborted) {
+          // The database stayed out of reach past every lease: the steps run again wherever they are claimed
+          // next. An outage, not a fault of this worker: a warning, as for every lost connection.
+          for (const { step } of batch) {
+            this.logger.warn(
+              { ...stepLogFields(step), err: error instanceof Error ? error.message : String(error) },
+              'step result not stored: the database was unreachable until the lease ran out; the step will run again',
+            );
+            results.set(step, { outcome: 'unstored', refilled: false });
+          }
+          return results;
+        }
+        if (attempt === 0) {
+          this.logger.warn(
+            { namespace, results: batch.length, err: error instanceof Error ? error.message : String(error) },
+            'storing step results failed: the database is unreachable; retrying while their leases last',
+          );
         }
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
