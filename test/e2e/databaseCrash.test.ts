@@ -46,107 +46,116 @@ half_open_timeout_seconds = 2
 [pgmq]
 visibility_timeout_seconds = 10
 `;
+
+/** Results applied by the workers in their own commit (the default), or by orchestration. */
+const RESULT_PATHS = [
+  { results: 'applied by workers', config: '' },
+  { results: 'applied by orchestration', config: '[worker]\napply_results_inline = false\n' },
+] as const;
 /** Each step of slow_sequence sleeps this long: steps are in flight (claimed, running, storing) at the crash. */
 const STEP_MS = 120;
 
-describe('PostgreSQL crashes and recovers under a running cluster (1 orchestrator, 2 workers)', () => {
-  let server: ScratchPostgres;
-  let databaseUrl: string;
-  const processes: TaskerProcess[] = [];
-  let client: TaskerClient;
+describe.each(RESULT_PATHS)(
+  'PostgreSQL crashes and recovers under a running cluster (1 orchestrator, 2 workers), results $results',
+  (variant) => {
+    let server: ScratchPostgres;
+    let databaseUrl: string;
+    const processes: TaskerProcess[] = [];
+    let client: TaskerClient;
 
-  beforeAll(async () => {
-    server = await startScratchPostgres();
-    const admin = new PostgresDatabase(server.url('postgres'), { applicationName: 'tasker-test' });
-    await admin.query('CREATE DATABASE tasker_crash');
-    await admin.close();
-    databaseUrl = server.url('tasker_crash');
-    const configFile = join(mkdtempSync(join(tmpdir(), 'tasker-e2e-')), 'tasker.toml');
-    writeFileSync(configFile, CONFIG);
-    const env = { TASKER_CONFIG_PATH: configFile };
-    const db = new PostgresDatabase(databaseUrl, { applicationName: 'tasker-test' });
-    await migrate(db);
-    await db.close();
-    processes.push(
-      ...(await Promise.all([
-        startOrchestrationProcess({ databaseUrl, env }),
-        startWorkerProcess({ databaseUrl, env }),
-        startWorkerProcess({ databaseUrl, env }),
-      ])),
-    );
-    client = new TaskerClient((processes[0] as TaskerProcess).url);
-  }, 90_000);
+    beforeAll(async () => {
+      server = await startScratchPostgres();
+      const admin = new PostgresDatabase(server.url('postgres'), { applicationName: 'tasker-test' });
+      await admin.query('CREATE DATABASE tasker_crash');
+      await admin.close();
+      databaseUrl = server.url('tasker_crash');
+      const configFile = join(mkdtempSync(join(tmpdir(), 'tasker-e2e-')), 'tasker.toml');
+      writeFileSync(configFile, CONFIG + variant.config);
+      const env = { TASKER_CONFIG_PATH: configFile };
+      const db = new PostgresDatabase(databaseUrl, { applicationName: 'tasker-test' });
+      await migrate(db);
+      await db.close();
+      processes.push(
+        ...(await Promise.all([
+          startOrchestrationProcess({ databaseUrl, env }),
+          startWorkerProcess({ databaseUrl, env }),
+          startWorkerProcess({ databaseUrl, env }),
+        ])),
+      );
+      client = new TaskerClient((processes[0] as TaskerProcess).url);
+    }, 90_000);
 
-  afterAll(async () => {
-    const codes = await Promise.all(processes.map((p) => stopProcess(p)));
-    server?.destroy();
-    expect(codes).toEqual(processes.map(() => 0));
-  }, 60_000);
+    afterAll(async () => {
+      const codes = await Promise.all(processes.map((p) => stopProcess(p)));
+      server?.destroy();
+      expect(codes).toEqual(processes.map(() => 0));
+    }, 60_000);
 
-  it('loses no acknowledged task, applies no result twice, and answers 503 while the server is down', async () => {
-    const created = await Promise.all(
-      Array.from({ length: TASKS }, (_, i) =>
-        client.createTask({
+    it('loses no acknowledged task, applies no result twice, and answers 503 while the server is down', async () => {
+      const created = await Promise.all(
+        Array.from({ length: TASKS }, (_, i) =>
+          client.createTask({
+            namespace: 'math',
+            name: 'slow_sequence',
+            version: '1.0.0',
+            context: { n: i, ms: STEP_MS },
+          }),
+        ),
+      );
+      // Mid-run: first steps running or stored, later ones not yet claimed.
+      await sleep(STEP_MS + 60);
+      server.crash();
+
+      const whileDown = await fetch(`${(processes[0] as TaskerProcess).url}/v1/tasks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
           namespace: 'math',
           name: 'slow_sequence',
           version: '1.0.0',
-          context: { n: i, ms: STEP_MS },
+          context: { n: 99 },
         }),
-      ),
-    );
-    // Mid-run: first steps running or stored, later ones not yet claimed.
-    await sleep(STEP_MS + 60);
-    server.crash();
+        signal: AbortSignal.timeout(20_000),
+      });
+      expect(whileDown.status).toBe(503);
+      const body = (await whileDown.json()) as { error?: { code?: string; message?: string } };
+      expect(body.error?.code).toMatch(/^TASKER_(DATABASE_UNAVAILABLE|CIRCUIT_OPEN)$/);
 
-    const whileDown = await fetch(`${(processes[0] as TaskerProcess).url}/v1/tasks`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        namespace: 'math',
-        name: 'slow_sequence',
-        version: '1.0.0',
-        context: { n: 99 },
-      }),
-      signal: AbortSignal.timeout(20_000),
-    });
-    expect(whileDown.status).toBe(503);
-    const body = (await whileDown.json()) as { error?: { code?: string; message?: string } };
-    expect(body.error?.code).toMatch(/^TASKER_(DATABASE_UNAVAILABLE|CIRCUIT_OPEN)$/);
+      await sleep(DOWN_MS);
+      server.start();
 
-    await sleep(DOWN_MS);
-    server.start();
-
-    // Until the orchestrator's breaker lets calls through again, the API answers 503 with Retry-After.
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      try {
-        await client.getTask(created[0]?.task_uuid ?? '');
-        break;
-      } catch (error) {
-        if (!(error instanceof ServerAnswerError) || error.status !== 503 || Date.now() > deadline)
-          throw error;
-        await sleep(200);
+      // Until the orchestrator's breaker lets calls through again, the API answers 503 with Retry-After.
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        try {
+          await client.getTask(created[0]?.task_uuid ?? '');
+          break;
+        } catch (error) {
+          if (!(error instanceof ServerAnswerError) || error.status !== 503 || Date.now() > deadline)
+            throw error;
+          await sleep(200);
+        }
       }
-    }
-    const finished: TaskView[] = await Promise.all(
-      created.map((task) => awaitTerminal(client, task.task_uuid, 90_000)),
-    );
-    finished.forEach((task, i) => {
-      expect(task.status, task.task_uuid).toBe('complete');
-      expect(stepValues(task)).toEqual({ slow_fetch: i + 1, slow_transform: i + 2, slow_store: i + 3 });
-    });
-    const db = new PostgresDatabase(databaseUrl, { applicationName: 'tasker-test' });
-    try {
-      await assertAppliedOnce(
-        db,
-        finished.map((t) => t.task_uuid),
+      const finished: TaskView[] = await Promise.all(
+        created.map((task) => awaitTerminal(client, task.task_uuid, 90_000)),
       );
-    } finally {
-      await db.close();
-    }
-    for (const proc of processes) {
-      expect(proc.child.exitCode, `${proc.role} ${proc.pid}`).toBeNull();
-      expect(errorLogs(proc), `${proc.role} ${proc.pid}`).toEqual([]);
-    }
-  }, 150_000);
-});
+      finished.forEach((task, i) => {
+        expect(task.status, task.task_uuid).toBe('complete');
+        expect(stepValues(task)).toEqual({ slow_fetch: i + 1, slow_transform: i + 2, slow_store: i + 3 });
+      });
+      const db = new PostgresDatabase(databaseUrl, { applicationName: 'tasker-test' });
+      try {
+        await assertAppliedOnce(
+          db,
+          finished.map((t) => t.task_uuid),
+        );
+      } finally {
+        await db.close();
+      }
+      for (const proc of processes) {
+        expect(proc.child.exitCode, `${proc.role} ${proc.pid}`).toBeNull();
+        expect(errorLogs(proc), `${proc.role} ${proc.pid}`).toEqual([]);
+      }
+    }, 150_000);
+  },
+);
