@@ -1,4 +1,5 @@
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { closeGracefully } from '../api/rest/closeGracefully.ts';
 import type { FastifyInstance } from 'fastify';
 import type { RunningGrpcServer } from '../api/grpc/grpcServer.ts';
 import { buildRestServer } from '../api/rest/server.ts';
@@ -127,9 +128,10 @@ export async function startOrchestrationService(
     (stopped ??= (async () => {
       // Probes fail first, then requests stop (in-flight ones finish), then work, then connections.
       grpcServer?.setServing(false);
-      await app
-        ?.close()
-        .catch((error: unknown) => logger.warn({ err: error }, 'closing the HTTP server failed'));
+      if (app !== undefined)
+        await closeGracefully(app).catch((error: unknown) =>
+          logger.warn({ err: error }, 'closing the HTTP server failed'),
+        );
       await staleness?.stop();
       await orchestrator.stop();
       await grpcServer?.stop();

@@ -1,4 +1,5 @@
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { closeGracefully } from '../api/rest/closeGracefully.ts';
 import type { FastifyInstance } from 'fastify';
 import type { RunningGrpcServer } from '../api/grpc/grpcServer.ts';
 import type { LoadedConfig } from '../config/loadConfig.ts';
@@ -138,9 +139,10 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
       grpcServer?.setServing(false);
       await worker.stop();
       await grpcServer?.stop();
-      await app
-        ?.close()
-        .catch((error: unknown) => logger.warn({ err: error }, 'closing the HTTP server failed'));
+      if (app !== undefined)
+        await closeGracefully(app).catch((error: unknown) =>
+          logger.warn({ err: error }, 'closing the HTTP server failed'),
+        );
       await provider.close();
       if (ownsDb) await db.close();
       await tracing?.shutdown();

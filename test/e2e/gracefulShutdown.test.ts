@@ -2,7 +2,8 @@
  * SIGTERM on real `tasker worker` and `tasker orchestration` processes: a worker stops claiming, lets running
  * handlers finish within the grace period (`[worker] shutdown_timeout_ms`, 5 s in the test environment) and
  * exits 0; handlers still running after it are aborted and their steps handed back at once, so another worker
- * runs them without waiting for the lease to expire. A second signal exits at once.
+ * runs them without waiting for the lease to expire. A second signal exits at once. An orchestrator stopped
+ * during a burst of task requests answers the requests it holds and exits 0.
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -125,5 +126,38 @@ describe('graceful shutdown of real processes', () => {
     } finally {
       expect(await stopProcess(successor)).toBe(0);
     }
+  }, 60_000);
+
+  it('an orchestrator stopped during a burst of 300 task requests answers them and exits 0', async () => {
+    // The worker registers the template the requests name.
+    const [second, worker] = await Promise.all([
+      startOrchestrationProcess({ databaseUrl: testDb.url }),
+      startWorker(),
+    ]);
+    const burstClient = new TaskerClient(second.url);
+    let settled = 0;
+    const requests = Array.from({ length: 300 }, (_, i) =>
+      burstClient.createTask({ ...PROBE, context: { ms: 1, n: i } }).finally(() => {
+        settled += 1;
+      }),
+    );
+    const outcomes = Promise.allSettled(requests);
+    // Some answered, most still in flight (created, shed with 503, or waiting for their turn).
+    while (settled < 20) await sleep(5);
+    second.kill('SIGTERM');
+    // Keep-alive connections whose requests finished after SIGTERM used to stay open until the client let them
+    // go (72 s): stopProcess would give up after 15 s and kill the process.
+    expect(await stopProcess(second)).toBe(0);
+    const answers = (await outcomes).map((o) =>
+      o.status === 'fulfilled' ? 201 : ((o.reason as { status?: number }).status ?? String(o.reason)),
+    );
+    // Answered with the task or a 503; a request the server had not read yet may find the connection closed.
+    const unexpected = answers.filter(
+      (a) => a !== 201 && a !== 503 && !/ECONN(RESET|REFUSED)/.test(String(a)),
+    );
+    expect(unexpected).toEqual([]);
+    expect(answers.filter((a) => a === 201).length).toBeGreaterThan(0);
+    expect(errorLogs(second)).toEqual([]);
+    expect(await stopProcess(worker)).toBe(0);
   }, 60_000);
 });
