@@ -192,8 +192,16 @@ export function sendError(
       'request failed unexpectedly',
     );
   } else if (mapped.status >= 500) {
+    // An expected refusal (database away, breaker open, load shed): the message says why; a stack trace per
+    // refused request would only bury the log during a burst.
     logger.warn(
-      { request_id: request.id, method: request.method, url: request.url, code: mapped.code, err: error },
+      {
+        request_id: request.id,
+        method: request.method,
+        url: request.url,
+        code: mapped.code,
+        err: error instanceof Error ? error.message : String(error),
+      },
       'request refused: service unavailable',
     );
   }
