@@ -471,40 +471,48 @@ export class Worker {
           }
           return results;
         }
+        const reason = error instanceof Error ? error.message : String(error);
         if (!isTransientDatabaseError(error)) {
           // The leases will expire and another worker will run the steps again.
-          for (const { step } of batch) {
-            this.logger.error(
-              { ...stepLogFields(step), err: error instanceof Error ? error.message : String(error) },
-              'could not store step result',
-            );
-            results.set(step, { outcome: 'unstored', refilled: false });
-          }
-          return results;
+          return this.unstored(batch, results, 'error', reason, 'could not store step result');
         }
         const delay = Math.min(STORE_RETRY_MAX_MS, STORE_RETRY_FIRST_MS * 2 ** attempt);
         const stillHeld = batch.some(({ step }) => this.leaseUntil(step) > performance.now() + delay);
         if (!stillHeld || this.shutdown.signal.aborted) {
           // The database stayed out of reach past every lease: the steps run again wherever they are claimed
           // next. An outage, not a fault of this worker: a warning, as for every lost connection.
-          for (const { step } of batch) {
-            this.logger.warn(
-              { ...stepLogFields(step), err: error instanceof Error ? error.message : String(error) },
-              'step result not stored: the database was unreachable until the lease ran out; the step will run again',
-            );
-            results.set(step, { outcome: 'unstored', refilled: false });
-          }
-          return results;
+          return this.unstored(
+            batch,
+            results,
+            'warn',
+            reason,
+            'step result not stored: the database was unreachable until the lease ran out; the step will run again',
+          );
         }
         if (attempt === 0) {
           this.logger.warn(
-            { namespace, results: batch.length, err: error instanceof Error ? error.message : String(error) },
+            { namespace, results: batch.length, err: reason },
             'storing step results failed: the database is unreachable; retrying while their leases last',
           );
         }
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
+  }
+
+  /** Gives up storing a batch: each step logged (its lease expires, and the step runs again) and unstored. */
+  private unstored(
+    batch: readonly PendingResult[],
+    results: Map<ClaimedStep, StoreResult>,
+    level: 'error' | 'warn',
+    reason: string,
+    message: string,
+  ): Map<ClaimedStep, StoreResult> {
+    for (const { step } of batch) {
+      this.logger[level]({ ...stepLogFields(step), err: reason }, message);
+      results.set(step, { outcome: 'unstored', refilled: false });
+    }
+    return results;
   }
 
   /** After the durable commit, in a transaction of its own (see signalSoon); a hint only. */

@@ -106,20 +106,15 @@ describe.each(RESULT_PATHS)(
       await sleep(STEP_MS + 60);
       server.crash();
 
-      const whileDown = await fetch(`${(processes[0] as TaskerProcess).url}/v1/tasks`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          namespace: 'math',
-          name: 'slow_sequence',
-          version: '1.0.0',
-          context: { n: 99 },
-        }),
-        signal: AbortSignal.timeout(20_000),
-      });
-      expect(whileDown.status).toBe(503);
-      const body = (await whileDown.json()) as { error?: { code?: string; message?: string } };
-      expect(body.error?.code).toMatch(/^TASKER_(DATABASE_UNAVAILABLE|CIRCUIT_OPEN)$/);
+      const whileDown = await client
+        .createTask({ namespace: 'math', name: 'slow_sequence', version: '1.0.0', context: { n: 99 } })
+        .then(
+          () => null,
+          (error: unknown) => error,
+        );
+      expect(whileDown).toBeInstanceOf(ServerAnswerError);
+      expect((whileDown as ServerAnswerError).status).toBe(503);
+      expect((whileDown as ServerAnswerError).code).toMatch(/^TASKER_(DATABASE_UNAVAILABLE|CIRCUIT_OPEN)$/);
 
       await sleep(DOWN_MS);
       server.start();
