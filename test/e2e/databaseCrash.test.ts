@@ -31,7 +31,7 @@ import { sleep } from '../helpers/engine/wait.ts';
 import { startScratchPostgres } from '../helpers/scratchPostgres.ts';
 import type { ScratchPostgres } from '../helpers/scratchPostgres.ts';
 
-const TASKS = 24;
+const TASKS = 16;
 /** How long the server stays down: longer than a worker used to keep trying to store a result (2.6 s). */
 const DOWN_MS = 3_500;
 /**
@@ -55,20 +55,26 @@ const RESULT_PATHS = [
 /** Each step of slow_sequence sleeps this long: steps are in flight (claimed, running, storing) at the crash. */
 const STEP_MS = 120;
 
+/** One server for both variants (initdb costs seconds of CPU on a machine that runs four test files at once). */
+let server: ScratchPostgres;
+beforeAll(async () => {
+  server = await startScratchPostgres();
+}, 90_000);
+afterAll(() => server?.destroy());
+
 describe.each(RESULT_PATHS)(
   'PostgreSQL crashes and recovers under a running cluster (1 orchestrator, 2 workers), results $results',
   (variant) => {
-    let server: ScratchPostgres;
     let databaseUrl: string;
     const processes: TaskerProcess[] = [];
     let client: TaskerClient;
 
     beforeAll(async () => {
-      server = await startScratchPostgres();
+      const database = `tasker_crash_${RESULT_PATHS.indexOf(variant)}`;
       const admin = new PostgresDatabase(server.url('postgres'), { applicationName: 'tasker-test' });
-      await admin.query('CREATE DATABASE tasker_crash');
+      await admin.query(`CREATE DATABASE ${database}`);
       await admin.close();
-      databaseUrl = server.url('tasker_crash');
+      databaseUrl = server.url(database);
       const configFile = join(mkdtempSync(join(tmpdir(), 'tasker-e2e-')), 'tasker.toml');
       writeFileSync(configFile, CONFIG + variant.config);
       const env = { TASKER_CONFIG_PATH: configFile };
@@ -87,7 +93,6 @@ describe.each(RESULT_PATHS)(
 
     afterAll(async () => {
       const codes = await Promise.all(processes.map((p) => stopProcess(p)));
-      server?.destroy();
       expect(codes).toEqual(processes.map(() => 0));
     }, 60_000);
 

@@ -193,7 +193,9 @@ describe('the CLI client against a running server', () => {
     expect(list.code).toBe(0);
     expect(list.stdout).toContain(taskUuid);
     expect(list.stdout).toMatch(/\(1 tasks\)/);
-  });
+    // Four CLI processes, each starting Node and tsx: 7 s alone, over a minute once on a machine running three
+    // other test files' clusters beside it.
+  }, 120_000);
 
   it('step complete revives a task in error: the dependent step runs on the given result and the task completes', async () => {
     // always_fails: doomed_step exhausts its 3 attempts and the task ends in error with never_runs pending.
