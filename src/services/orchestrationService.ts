@@ -1,7 +1,7 @@
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { closeGracefully } from '../api/rest/closeGracefully.ts';
 import type { FastifyInstance } from 'fastify';
 import type { RunningGrpcServer } from '../api/grpc/grpcServer.ts';
+import { closeGracefully } from '../api/rest/closeGracefully.ts';
 import { buildRestServer } from '../api/rest/server.ts';
 import type { LoadedConfig } from '../config/loadConfig.ts';
 import type { Database } from '../db/database.ts';
