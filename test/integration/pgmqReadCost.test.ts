@@ -16,8 +16,11 @@ import { useTestDatabase } from '../helpers/testDatabase.ts';
 /** Hidden messages added between the two reads: leased, and delayed by an hour. */
 const LEASED = 3_000;
 const DELAYED = 1_000;
-/** What the second read may cost beyond the first: a deeper B-tree, and dead index entries of the setup. */
-const SLACK_BLOCKS = 20;
+/**
+ * What the second read may cost beyond the first: a deeper B-tree, and dead index entries of the setup that
+ * VACUUM cannot remove while other test files hold transactions open (60 against 38 was seen in CI).
+ */
+const SLACK_BLOCKS = 40;
 
 interface Read {
   blocks: number;
