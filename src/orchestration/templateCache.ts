@@ -50,7 +50,8 @@ export class TemplateCache {
     try {
       return await read;
     } finally {
-      this.reading.delete(key);
+      // Only this read's own entry: after clear(), a newer read of the key may have taken its place.
+      if (this.reading.get(key) === read) this.reading.delete(key);
     }
   }
 
