@@ -9,10 +9,14 @@
  *   committed). 200 runs one at a time after 10 warm-up runs; LISTEN/NOTIFY wake-ups, worker in this process.
  *   5,000 one-step jobs: added together in one addJobs call, then the time until every job has completed
  *   (concurrency 10 and 50, the engine bench's capacities).
+ *   500 diamonds (A → B, C → D), concurrency 50: every A added in one add_jobs call; A adds B and C; B and C
+ *   each count themselves done in a join table (one UPDATE ... RETURNING, so exactly one of them sees 2) and
+ *   that one adds D — the join a graphile-worker user writes by hand. Diamonds/s from the first add to the
+ *   last D completed, and each diamond's latency (its A added → its D completed).
  *
  * Installed into bench/peers/node_modules (its own package.json, not tasker's dependencies). Prints figures
  * only, and a last line `BENCH_JSON {...}`. PEER_DATABASE_URL picks the server (a database `peer_bench` is
- * dropped and created on it), PEER_CHAIN_RUNS and PEER_JOBS the sizes.
+ * dropped and created on it), PEER_CHAIN_RUNS, PEER_JOBS and PEER_DIAMONDS the sizes.
  */
 import console from 'node:console';
 import os from 'node:os';
@@ -25,6 +29,7 @@ import pg from 'pg';
 const serverUrl = process.env.PEER_DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
 const chainRuns = Number(process.env.PEER_CHAIN_RUNS ?? 200);
 const jobCount = Number(process.env.PEER_JOBS ?? 5000);
+const diamondCount = Number(process.env.PEER_DIAMONDS ?? 500);
 const databaseUrl = (() => {
   const url = new URL(serverUrl);
   url.pathname = '/peer_bench';
@@ -55,6 +60,17 @@ async function startRunner(concurrency, onComplete) {
         if (payload.n < 4) await helpers.addJob('chain', { id: payload.id, n: payload.n + 1 });
       },
       noop: async () => {},
+      diamond_a: async (payload, helpers) => {
+        await helpers.addJob('diamond_bc', { id: payload.id });
+        await helpers.addJob('diamond_bc', { id: payload.id });
+      },
+      diamond_bc: async (payload, helpers) => {
+        const { rows } = await helpers.withPgClient((client) =>
+          client.query('UPDATE diamond_join SET done = done + 1 WHERE id = $1 RETURNING done', [payload.id]),
+        );
+        if (rows[0]?.done === 2) await helpers.addJob('diamond_d', { id: payload.id });
+      },
+      diamond_d: async () => {},
     },
   });
   runner.events.on('job:complete', ({ job, error }) => {
@@ -108,6 +124,43 @@ async function oneStepThroughput(concurrency) {
   return { concurrency, jobs: jobCount, seconds, perSecond: jobCount / seconds };
 }
 
+async function diamondThroughput(concurrency) {
+  const finishedAt = new Map();
+  let allDone;
+  const finished = new Promise((resolve) => (allDone = resolve));
+  const runner = await startRunner(concurrency, (job) => {
+    if (job.task_identifier !== 'diamond_d') return;
+    finishedAt.set(job.payload.id, performance.now());
+    if (finishedAt.size === diamondCount) allDone();
+  });
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+  await pool.query('CREATE TABLE IF NOT EXISTS diamond_join (id integer PRIMARY KEY, done integer NOT NULL)');
+  await pool.query('TRUNCATE diamond_join');
+  await pool.query('INSERT INTO diamond_join SELECT g, 0 FROM generate_series(1, $1::int) AS g', [
+    diamondCount,
+  ]);
+  const started = performance.now();
+  await pool.query(
+    `SELECT count(*) FROM graphile_worker.add_jobs(ARRAY(
+       SELECT json_populate_record(NULL::graphile_worker.job_spec, json_build_object('identifier', 'diamond_a', 'payload', json_build_object('id', g)))
+       FROM generate_series(1, $1::int) AS g))`,
+    [diamondCount],
+  );
+  await finished;
+  const seconds = (performance.now() - started) / 1000;
+  await runner.stop();
+  await pool.end();
+  // Every A was added by the one add_jobs call at `started`: a diamond's latency runs from there.
+  const latencies = [...finishedAt.values()].map((at) => at - started).sort((a, b) => a - b);
+  return {
+    concurrency,
+    diamonds: diamondCount,
+    seconds,
+    perSecond: diamondCount / seconds,
+    latencyMs: { p50: nearestRank(latencies, 0.5), p99: nearestRank(latencies, 0.99) },
+  };
+}
+
 await recreateDatabase();
 const cpu = os.cpus()[0]?.model ?? 'unknown';
 console.log(
@@ -131,6 +184,10 @@ for (const concurrency of [10, 50]) {
     `${result.jobs} one-step jobs at once, concurrency ${concurrency}: ${result.perSecond.toFixed(0)} jobs/s (${result.seconds.toFixed(2)} s; reference machine: 865/s)`,
   );
 }
+const diamonds = await diamondThroughput(50);
 console.log(
-  `BENCH_JSON ${JSON.stringify({ peer: 'graphile-worker', version: '0.16.6', chain, throughput })}`,
+  `${diamonds.diamonds} diamonds at once, concurrency 50: ${diamonds.perSecond.toFixed(0)} diamonds/s (${diamonds.seconds.toFixed(2)} s; latency p50 ${diamonds.latencyMs.p50.toFixed(1)} ms, p99 ${diamonds.latencyMs.p99.toFixed(1)} ms; reference machine: 225/s)`,
+);
+console.log(
+  `BENCH_JSON ${JSON.stringify({ peer: 'graphile-worker', version: '0.16.6', chain, throughput, diamonds })}`,
 );
