@@ -377,6 +377,37 @@ export const configSchema = table(
           },
           { description: 'Staleness detection and the dead-letter queue (DLQ).' },
         ),
+        retention: table(
+          {
+            enabled: bool(
+              true,
+              'Delete finished tasks and archived queue messages once they are older than their retention (every orchestrator sweeps; row locks keep them apart).',
+            ),
+            sweep_interval_seconds: int(10, 86_400, 300, 'Seconds between retention sweeps.'),
+            finished_task_hours: int(
+              1,
+              876_000,
+              720,
+              'Hours a task is kept after it reached complete, error, cancelled or resolved_manually; then it goes with its steps, transitions, result audit and resolved DLQ entries. A task with a pending DLQ entry is kept.',
+            ),
+            queue_archive_hours: int(
+              1,
+              876_000,
+              168,
+              'Hours an archived queue message (pgmq.a_<queue>) is kept.',
+            ),
+            batch_size: int(
+              1,
+              100_000,
+              1_000,
+              'Most tasks (and, per queue, archive rows) deleted in one commit; a sweep repeats batches until one comes back short.',
+            ),
+          },
+          {
+            description:
+              'Retention: bounded table growth. Finished tasks and archived messages are deleted after their retention; running tasks and live messages never are.',
+          },
+        ),
         health: table(
           {
             health_check_interval_ms: int(

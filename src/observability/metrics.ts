@@ -109,6 +109,8 @@ export class TaskerMetrics {
   readonly httpRequestDuration: Histogram<'method' | 'route'>;
   readonly stalenessRuns: Counter<'outcome'>;
   readonly stalenessTasksMoved: Counter;
+  readonly retentionRuns: Counter<'outcome'>;
+  readonly retentionDeleted: Counter<'kind'>;
   readonly modeSwitches: Counter<'mode' | 'to'>;
   readonly pollingCycles: Counter<'mode' | 'queue'>;
   readonly pollingMessagesFound: Counter<'mode' | 'queue'>;
@@ -173,6 +175,18 @@ export class TaskerMetrics {
     this.stalenessTasksMoved = new Counter({
       name: 'tasker_staleness_tasks_moved_total',
       help: 'Tasks the staleness detector of this process moved to error (and dead-lettered).',
+      registers,
+    });
+    this.retentionRuns = new Counter({
+      name: 'tasker_retention_runs_total',
+      help: 'Retention sweeps of this process, by outcome (success, failure).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.retentionDeleted = new Counter({
+      name: 'tasker_retention_deleted_total',
+      help: 'Rows the retention sweeps of this process deleted: kind = task (finished tasks, with their steps and history) | archived_message.',
+      labelNames: ['kind'],
       registers,
     });
     this.modeSwitches = new Counter({

@@ -7,7 +7,7 @@ import type { TaskerConfig } from '../config/schema.ts';
 import type { Database } from '../db/database.ts';
 import { detectStaleTasks } from '../db/queries/staleTasks.ts';
 import type { StalenessThresholds } from '../db/queries/staleTasks.ts';
-import { isTransientDatabaseError } from '../db/sqlState.ts';
+import { PeriodicSweep } from '../coordination/periodicSweep.ts';
 import { silentLogger } from '../observability/logger.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { TaskerMetrics } from '../observability/metrics.ts';
@@ -42,10 +42,6 @@ export interface StaleTaskReport {
   action: 'moved_to_error' | 'would_move' | 'lost_race';
 }
 
-/** Runs spread over up to 10% of the interval (at most 30 s), so orchestrators started together do not sweep together. */
-const JITTER_FRACTION = 0.1;
-const MAX_JITTER_MS = 30_000;
-
 /**
  * The detector's options from `[orchestration.staleness]`; the max lifetime is the seed's
  * `[orchestration] task_timeout_seconds` (one setting, not two that could disagree).
@@ -70,31 +66,29 @@ export function stalenessDetectorSettings(
 export class StalenessDetector {
   readonly #options: StalenessDetectorOptions;
   readonly #logger: Logger;
-  #started = false;
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<StaleTaskReport[]> | undefined;
+  readonly #periodic: PeriodicSweep<StaleTaskReport[]>;
 
   constructor(options: StalenessDetectorOptions) {
-    if (!(options.intervalMs > 0)) throw new RangeError('StalenessDetector: intervalMs must be positive');
     if (!Number.isInteger(options.batchSize) || options.batchSize < 1)
       throw new RangeError('StalenessDetector: batchSize must be a positive integer');
     this.#options = options;
     this.#logger = (options.logger ?? silentLogger).child({ component: 'staleness_detector' });
+    this.#periodic = new PeriodicSweep({
+      name: 'staleness detection',
+      intervalMs: options.intervalMs,
+      sweep: () => this.#sweep(),
+      logger: this.#logger,
+    });
   }
 
   /** Schedules runs every interval. Safe to call twice. */
   start(): void {
-    if (this.#started) return;
-    this.#started = true;
-    this.#schedule();
+    this.#periodic.start();
   }
 
   /** No further runs; waits for a run in progress to finish. Safe to call twice. */
-  async stop(): Promise<void> {
-    this.#started = false;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    await this.#running?.catch(() => undefined);
+  stop(): Promise<void> {
+    return this.#periodic.stop();
   }
 
   /**
@@ -102,43 +96,7 @@ export class StalenessDetector {
    * @throws whatever the database throws (the scheduled runs log it and try again next interval)
    */
   runOnce(): Promise<StaleTaskReport[]> {
-    if (this.#running !== undefined) return this.#running;
-    const run = this.#sweep().finally(() => {
-      this.#running = undefined;
-    });
-    this.#running = run;
-    return run;
-  }
-
-  #schedule(): void {
-    if (!this.#started) return;
-    const { intervalMs } = this.#options;
-    const jitter = Math.random() * Math.min(intervalMs * JITTER_FRACTION, MAX_JITTER_MS);
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      void this.#tick();
-    }, intervalMs + jitter);
-    // The detector never keeps a process alive on its own.
-    this.#timer.unref();
-  }
-
-  async #tick(): Promise<void> {
-    try {
-      await this.runOnce();
-    } catch (error) {
-      // A lost connection or a pool busy for connection_timeout_ms passes: a warning, as for the queue
-      // consumers. Anything else (a broken function, a permission) needs an operator.
-      if (isTransientDatabaseError(error)) {
-        this.#logger.warn(
-          { err: error },
-          'staleness detection interrupted (database connection lost or pool exhausted); it runs again at the next interval',
-        );
-      } else {
-        this.#logger.error({ err: error }, 'staleness detection failed; it runs again at the next interval');
-      }
-    } finally {
-      this.#schedule();
-    }
+    return this.#periodic.runOnce();
   }
 
   async #sweep(): Promise<StaleTaskReport[]> {

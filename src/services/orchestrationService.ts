@@ -18,6 +18,7 @@ import {
 import { TaskerMetrics } from '../observability/metrics.ts';
 import { Orchestrator } from '../orchestration/orchestrator.ts';
 import { StalenessDetector, stalenessDetectorSettings } from '../orchestration/stalenessDetector.ts';
+import { RetentionSweeper, retentionSweeperSettings } from '../orchestration/retentionSweeper.ts';
 import { TemplateCache } from '../orchestration/templateCache.ts';
 import { circuitBreakerChecks, createServiceCircuitBreakers } from '../resilience/serviceCircuitBreakers.ts';
 import { parseBindAddress } from './bindAddress.ts';
@@ -61,8 +62,8 @@ export interface OrchestrationService {
 }
 
 /**
- * The orchestration service: the three orchestration queues (Orchestrator), the staleness detector and the
- * REST API, over one database pool. Any number may run side by side: they coordinate only through SQL.
+ * The orchestration service: the three orchestration queues (Orchestrator), the staleness detector, the
+ * retention sweeper and the REST API, over one database pool. Any number may run side by side: they coordinate only through SQL.
  */
 export async function startOrchestrationService(
   options: OrchestrationServiceOptions,
@@ -119,6 +120,14 @@ export async function startOrchestrationService(
         ...(metrics !== undefined && { metrics }),
       })
     : undefined;
+  const retention = config.orchestration.retention.enabled
+    ? new RetentionSweeper({
+        db,
+        logger,
+        ...retentionSweeperSettings(config.orchestration),
+        ...(metrics !== undefined && { metrics }),
+      })
+    : undefined;
   let app: FastifyInstance | undefined;
   let url: string | undefined;
   let grpcServer: RunningGrpcServer | undefined;
@@ -133,6 +142,7 @@ export async function startOrchestrationService(
           logger.warn({ err: error }, 'closing the HTTP server failed'),
         );
       await staleness?.stop();
+      await retention?.stop();
       await orchestrator.stop();
       await grpcServer?.stop();
       await completions.stop();
@@ -147,6 +157,7 @@ export async function startOrchestrationService(
     await orchestrator.start();
     await completions.start();
     staleness?.start();
+    retention?.start();
     if (config.orchestration.web.enabled) {
       const server = await buildRestServer({
         db,
