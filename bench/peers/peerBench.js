@@ -101,6 +101,16 @@ async function chainLatency() {
   return { p50: nearestRank(samples, 0.5), p95: nearestRank(samples, 0.95), p99: nearestRank(samples, 0.99) };
 }
 
+/** Jobs 1..count of the task, payload {id: n}, in one graphile_worker.add_jobs call: "submitted at once". */
+async function addJobsAtOnce(pool, identifier, count) {
+  await pool.query(
+    `SELECT count(*) FROM graphile_worker.add_jobs(ARRAY(
+       SELECT json_populate_record(NULL::graphile_worker.job_spec, json_build_object('identifier', $1::text, 'payload', json_build_object('id', g)))
+       FROM generate_series(1, $2::int) AS g))`,
+    [identifier, count],
+  );
+}
+
 async function oneStepThroughput(concurrency) {
   let completed = 0;
   let allDone;
@@ -110,13 +120,7 @@ async function oneStepThroughput(concurrency) {
   });
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
   const started = performance.now();
-  // Every job in one graphile_worker.add_jobs call: "submitted at once".
-  await pool.query(
-    `SELECT count(*) FROM graphile_worker.add_jobs(ARRAY(
-       SELECT json_populate_record(NULL::graphile_worker.job_spec, json_build_object('identifier', 'noop', 'payload', json_build_object('i', g)))
-       FROM generate_series(1, $1::int) AS g))`,
-    [jobCount],
-  );
+  await addJobsAtOnce(pool, 'noop', jobCount);
   await finished;
   const seconds = (performance.now() - started) / 1000;
   await runner.stop();
@@ -140,12 +144,7 @@ async function diamondThroughput(concurrency) {
     diamondCount,
   ]);
   const started = performance.now();
-  await pool.query(
-    `SELECT count(*) FROM graphile_worker.add_jobs(ARRAY(
-       SELECT json_populate_record(NULL::graphile_worker.job_spec, json_build_object('identifier', 'diamond_a', 'payload', json_build_object('id', g)))
-       FROM generate_series(1, $1::int) AS g))`,
-    [diamondCount],
-  );
+  await addJobsAtOnce(pool, 'diamond_a', diamondCount);
   await finished;
   const seconds = (performance.now() - started) / 1000;
   await runner.stop();
