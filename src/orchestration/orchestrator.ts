@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
-import { v7 as uuidv7 } from 'uuid';
 import type { Database } from '../db/database.ts';
 import { processFinalizationRequests, processStepResults } from '../db/queries/orchestrationQueues.ts';
 import { isTaskerError } from '../domain/errors.ts';
+import { uuidv7 } from '../domain/identity/uuidV7.ts';
 import type { MessagingProvider } from '../messaging/messagingProvider.ts';
 import type { CoordinationMonitor } from '../coordination/coordinationMonitor.ts';
 import type { ListenerStateSource } from '../coordination/coordinationMonitor.ts';

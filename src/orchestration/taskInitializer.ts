@@ -1,4 +1,4 @@
-import { v4 as uuidv4, v7 as uuidv7 } from 'uuid';
+import { v4 as uuidv4 } from 'uuid';
 import { z } from 'zod';
 import type { Queryable } from '../db/database.ts';
 import { insertTask } from '../db/queries/createTask.ts';
@@ -10,6 +10,7 @@ import { TemplateCache } from './templateCache.ts';
 import { sqlStateOf, SqlState } from '../db/sqlState.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.ts';
 import { taskIdentityHash } from '../domain/identity/taskIdentity.ts';
+import { uuidv7 } from '../domain/identity/uuidV7.ts';
 import { compileInputSchema } from '../domain/template/inputValidator.ts';
 import type { TaskTemplate } from '../domain/template/taskTemplate.ts';
 
