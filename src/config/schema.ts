@@ -400,7 +400,7 @@ export const configSchema = table(
               1,
               100_000,
               1_000,
-              'Most tasks (and, per queue, archive rows) deleted in one commit; a sweep repeats batches until one comes back short.',
+              'Most tasks (and, per queue, archive rows) deleted in one commit; a sweep repeats batches until one comes back short or it has run for one interval.',
             ),
           },
           {

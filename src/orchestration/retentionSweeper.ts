@@ -91,20 +91,23 @@ export class RetentionSweeper {
   }
 
   /**
-   * Batches of one commit each, until a batch comes back short (nothing more is due) or the sweeper stops: a
-   * backlog (retention switched on over a large database, or a sweep missed) is worked off at once, in commits
-   * short enough not to hold anything up, and sweeps never overlap (the next is scheduled after this one ends).
+   * Batches of one commit each, until a batch comes back short (nothing more is due), the sweeper stops, or the
+   * sweep has run for one interval. A backlog (retention switched on over a large database) is worked off in
+   * commits short enough not to hold anything up, at most half of the time (a sweep of one interval, then an
+   * interval's pause: sweeps never overlap, the next is scheduled after this one ends).
    */
   async #sweep(): Promise<RetentionReport> {
     const { db, batchSize, metrics } = this.#options;
     const report: RetentionReport = { tasks: 0, archivedMessages: {} };
+    const deadline = performance.now() + this.#options.intervalMs;
+    const goOn = (): boolean => !this.#stopping && performance.now() < deadline;
     try {
-      while (!this.#stopping) {
+      while (goOn()) {
         const deleted = await purgeFinishedTasks(db, this.#options.finishedTaskHours * 3600, batchSize);
         report.tasks += deleted;
         if (deleted < batchSize) break;
       }
-      while (!this.#stopping) {
+      while (goOn()) {
         const deleted = await purgeQueueArchives(db, this.#options.queueArchiveHours * 3600, batchSize);
         for (const [queue, count] of deleted) {
           report.archivedMessages[queue] = (report.archivedMessages[queue] ?? 0) + count;
