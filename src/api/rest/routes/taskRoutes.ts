@@ -31,7 +31,8 @@ interface TaskListQuery {
 export function taskNotFound(taskUuid: string): NotFoundError {
   return new NotFoundError(
     'TASKER_TASK_NOT_FOUND',
-    `no task ${taskUuid} exists; check the uuid (GET /v1/tasks lists tasks)`,
+    `no task ${taskUuid} exists; check the uuid (GET /v1/tasks lists tasks). Finished tasks are deleted ` +
+      '[orchestration.retention] finished_task_hours after they finish',
     { details: { task_uuid: taskUuid } },
   );
 }
