@@ -1,8 +1,9 @@
 -- Retention: finished tasks and archived queue messages are deleted once they are old enough.
 --
--- Every task leaves rows behind for good: the task, its steps and edges, about five transitions per step, a
--- result audit row per run, and its messages in the queue archives (pgmq.a_<queue>). A cluster running 1,000
--- steps a second adds some 15,000 rows a second that nothing ever removes. tasker-core has no retention
+-- Every task leaves rows behind for good: the task and six task transitions, its steps and edges, five
+-- transitions per step, a result audit row per run, and its messages in the queue archives (pgmq.a_<queue>):
+-- 42 rows for a linear four-step task. A cluster running 1,000 steps a second adds some 10,000 rows a second
+-- that nothing ever removes. tasker-core has no retention
 -- (reference §15); the orchestration service now sweeps, as [orchestration.retention] configures.
 --
 -- What goes, and what never does:
