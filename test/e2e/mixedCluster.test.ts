@@ -309,19 +309,23 @@ describe('rolling restart from PollingOnly to Hybrid under load, and the rollbac
         await sleep(40);
       }
     })();
-    await sleep(500);
-    await roll('Hybrid');
-    for (const member of [...orchestrators, ...workers]) {
-      const detailed = (await (await fetch(`${member.proc.url}/health/detailed`)).json()) as {
-        deployment_mode: string;
-      };
-      expect(detailed.deployment_mode).toBe('Hybrid');
+    try {
+      await sleep(500);
+      await roll('Hybrid');
+      for (const member of [...orchestrators, ...workers]) {
+        const detailed = (await (await fetch(`${member.proc.url}/health/detailed`)).json()) as {
+          deployment_mode: string;
+        };
+        expect(detailed.deployment_mode).toBe('Hybrid');
+      }
+      await sleep(500);
+      await roll('PollingOnly');
+      await sleep(500);
+    } finally {
+      // Also when a roll fails: a producer left running would query the database afterAll drops.
+      producing = false;
+      await producer;
     }
-    await sleep(500);
-    await roll('PollingOnly');
-    await sleep(500);
-    producing = false;
-    await producer;
 
     const tasks = await awaitTagged(testDb, 'rolling', sent, 120_000);
     expect(sent).toBeGreaterThan(50);
