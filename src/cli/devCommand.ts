@@ -3,8 +3,6 @@ import type { Command } from 'commander';
 import { isPgliteUrl } from '../db/connectionString.ts';
 import { migrate } from '../db/migrate.ts';
 import { exitOnShutdownSignals } from '../resilience/gracefulShutdown.ts';
-import { startOrchestrationService } from '../services/orchestrationService.ts';
-import { startWorkerService } from '../services/workerService.ts';
 import { openCreatingDatabase } from './databaseOption.ts';
 import { loadServiceConfig, serviceLogger } from './serviceCommands.ts';
 import { formatStepLine, watchTask } from './taskProgress.ts';
@@ -74,7 +72,12 @@ export function registerDevCommand(program: Command): void {
       out(
         `✓ Schema at version ${report.current}${report.applied.length > 0 ? ` (applied ${report.applied.length} migrations)` : ''}`,
       );
-      // The service loads the handlers and templates the flags (or the examples) name.
+      // The service loads the handlers and templates the flags (or the examples) name. Services are imported
+      // here, not at CLI start-up (see registerServiceCommands).
+      const [{ startWorkerService }, { startOrchestrationService }] = await Promise.all([
+        import('../services/workerService.ts'),
+        import('../services/orchestrationService.ts'),
+      ]);
       const worker = await startWorkerService({ loaded, logger, db });
       out(
         `✓ Worker serving ${worker.worker.namespaces.join(', ')}: ${worker.templates.length} templates, ${worker.handlers.length} handlers`,

@@ -4,8 +4,6 @@ import type { LoadedConfig } from '../config/loadConfig.ts';
 import { createLogger } from '../observability/logger.ts';
 import type { Logger } from '../observability/logger.ts';
 import { exitOnShutdownSignals } from '../resilience/gracefulShutdown.ts';
-import { startOrchestrationService } from '../services/orchestrationService.ts';
-import { startWorkerService } from '../services/workerService.ts';
 
 interface ServiceFlags {
   databaseUrl?: string;
@@ -37,6 +35,11 @@ export function serviceLogger(loaded: LoadedConfig, role: string): Logger {
   return createLogger({ level: loaded.config.telemetry.log_level, name: `tasker-${role}` });
 }
 
+/**
+ * The services (fastify, gRPC, metrics, tracing) are imported when a service command runs, not when the CLI
+ * starts: they take about 1.3 s to load, which every other command (`task get`, `migrate`, `config show`)
+ * would otherwise pay.
+ */
 export function registerServiceCommands(program: Command): void {
   program
     .command('orchestration')
@@ -49,6 +52,7 @@ export function registerServiceCommands(program: Command): void {
     .action(async (flags: ServiceFlags) => {
       const loaded = loadServiceConfig(flags);
       const logger = serviceLogger(loaded, 'orchestration');
+      const { startOrchestrationService } = await import('../services/orchestrationService.ts');
       const service = await startOrchestrationService({
         loaded,
         logger,
@@ -72,6 +76,7 @@ export function registerServiceCommands(program: Command): void {
     .action(async (flags: ServiceFlags) => {
       const loaded = loadServiceConfig(flags);
       const logger = serviceLogger(loaded, 'worker');
+      const { startWorkerService } = await import('../services/workerService.ts');
       const service = await startWorkerService({
         loaded,
         logger,
