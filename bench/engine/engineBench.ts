@@ -26,6 +26,7 @@ import {
 } from '../benchSupport.ts';
 import type { Distribution, MachineInfo } from '../benchSupport.ts';
 import { DIAMOND, LINEAR, ONE_STEP, taskRequest } from './benchTemplates.ts';
+import { COMPETITORS, TARGETS } from './issueTargets.ts';
 import { TaskFinishedFeed } from './taskFinishedFeed.ts';
 import type { BenchWorkflow } from './benchTemplates.ts';
 import { startChild, stopChild } from './processes.ts';
@@ -50,13 +51,6 @@ const CREATOR_POOL_SIZE = 10;
 const BULK_CHECK_MS = 1_000;
 /** A single linear run slower than this is a hang, not a sample. */
 const LINEAR_RUN_TIMEOUT_MS = 10_000;
-
-/** The issue's targets, and the figures it quotes for the two PostgreSQL job queues it compares with. */
-const TARGETS = { linearP50Ms: 7, linearP99Ms: 20, diamondsPerSecond: 300, oneStepPerSecond: 1500 };
-const COMPETITORS = [
-  { name: 'graphile-worker', linearP50Ms: 6.8, diamondsPerSecond: 225, oneStepPerSecond: 865 },
-  { name: 'pg-boss', linearP50Ms: 10.1, diamondsPerSecond: 278, oneStepPerSecond: 1549 },
-] as const;
 
 // ---------------------------------------------------------------------------------------------- config
 
