@@ -10,8 +10,11 @@ export interface PeriodicSweepOptions<T> {
   name: string;
   /** Time between sweeps; the first comes one interval (plus jitter) after start(). */
   intervalMs: number;
-  /** One sweep. */
-  sweep: () => Promise<T>;
+  /**
+   * One sweep. `stopped` aborts when stop() is called: a sweep made of several batches ends after the current
+   * one instead of holding up the shutdown.
+   */
+  sweep: (stopped: AbortSignal) => Promise<T>;
   logger: Logger;
 }
 
@@ -26,6 +29,7 @@ export class PeriodicSweep<T> {
   #started = false;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<T> | undefined;
+  #stopped = new AbortController();
 
   constructor(options: PeriodicSweepOptions<T>) {
     if (!(options.intervalMs > 0)) throw new RangeError(`${options.name}: intervalMs must be positive`);
@@ -36,12 +40,14 @@ export class PeriodicSweep<T> {
   start(): void {
     if (this.#started) return;
     this.#started = true;
+    if (this.#stopped.signal.aborted) this.#stopped = new AbortController();
     this.#schedule();
   }
 
-  /** No further sweeps; waits for a sweep in progress to finish. Safe to call twice. */
+  /** No further sweeps; waits for a sweep in progress to finish (it is told through its signal). Safe to call twice. */
   async stop(): Promise<void> {
     this.#started = false;
+    this.#stopped.abort();
     clearTimeout(this.#timer);
     this.#timer = undefined;
     await this.#running?.catch(() => undefined);
@@ -53,7 +59,7 @@ export class PeriodicSweep<T> {
    */
   runOnce(): Promise<T> {
     if (this.#running !== undefined) return this.#running;
-    const run = this.#options.sweep().finally(() => {
+    const run = this.#options.sweep(this.#stopped.signal).finally(() => {
       this.#running = undefined;
     });
     this.#running = run;

@@ -52,8 +52,6 @@ export class RetentionSweeper {
   readonly #options: RetentionSweeperOptions;
   readonly #logger: Logger;
   readonly #periodic: PeriodicSweep<RetentionReport>;
-  /** Set by stop(): a sweep in progress ends after its current batch. */
-  #stopping = false;
 
   constructor(options: RetentionSweeperOptions) {
     if (!Number.isInteger(options.batchSize) || options.batchSize < 1)
@@ -65,20 +63,18 @@ export class RetentionSweeper {
     this.#periodic = new PeriodicSweep({
       name: 'retention sweep',
       intervalMs: options.intervalMs,
-      sweep: () => this.#sweep(),
+      sweep: (stopped) => this.#sweep(stopped),
       logger: this.#logger,
     });
   }
 
   /** Schedules sweeps every interval. Safe to call twice. */
   start(): void {
-    this.#stopping = false;
     this.#periodic.start();
   }
 
   /** No further sweeps; a sweep in progress ends after its current batch. Safe to call twice. */
   stop(): Promise<void> {
-    this.#stopping = true;
     return this.#periodic.stop();
   }
 
@@ -96,11 +92,11 @@ export class RetentionSweeper {
    * commits short enough not to hold anything up, at most half of the time (a sweep of one interval, then an
    * interval's pause: sweeps never overlap, the next is scheduled after this one ends).
    */
-  async #sweep(): Promise<RetentionReport> {
+  async #sweep(stopped: AbortSignal): Promise<RetentionReport> {
     const { db, batchSize, metrics } = this.#options;
     const report: RetentionReport = { tasks: 0, archivedMessages: {} };
     const deadline = performance.now() + this.#options.intervalMs;
-    const goOn = (): boolean => !this.#stopping && performance.now() < deadline;
+    const goOn = (): boolean => !stopped.aborted && performance.now() < deadline;
     try {
       while (goOn()) {
         const deleted = await purgeFinishedTasks(db, this.#options.finishedTaskHours * 3600, batchSize);
@@ -122,8 +118,7 @@ export class RetentionSweeper {
     }
     metrics?.retentionRuns.inc({ outcome: 'success' });
     this.#count(report);
-    const archived = Object.values(report.archivedMessages).reduce((sum, count) => sum + count, 0);
-    if (report.tasks > 0 || archived > 0) {
+    if (report.tasks > 0 || archivedTotal(report) > 0) {
       this.#logger.info(
         { tasks: report.tasks, archived_messages: report.archivedMessages },
         'retention: deleted finished tasks and archived messages past their retention',
@@ -137,7 +132,11 @@ export class RetentionSweeper {
     const { metrics } = this.#options;
     if (metrics === undefined) return;
     if (report.tasks > 0) metrics.retentionDeleted.inc({ kind: 'task' }, report.tasks);
-    const archived = Object.values(report.archivedMessages).reduce((sum, count) => sum + count, 0);
+    const archived = archivedTotal(report);
     if (archived > 0) metrics.retentionDeleted.inc({ kind: 'archived_message' }, archived);
   }
+}
+
+function archivedTotal(report: RetentionReport): number {
+  return Object.values(report.archivedMessages).reduce((sum, count) => sum + count, 0);
 }
