@@ -63,7 +63,8 @@ export interface OrchestrationService {
 
 /**
  * The orchestration service: the three orchestration queues (Orchestrator), the staleness detector, the
- * retention sweeper and the REST API, over one database pool. Any number may run side by side: they coordinate only through SQL.
+ * retention sweeper and the REST API, over one database pool. Any number may run side by side: they coordinate
+ * only through SQL.
  */
 export async function startOrchestrationService(
   options: OrchestrationServiceOptions,

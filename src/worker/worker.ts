@@ -137,6 +137,8 @@ export class Worker {
   private readonly shutdown = new AbortController();
   /** Handlers running at most at once (maxConcurrentHandlers). */
   readonly capacity: number;
+  /** Seconds a claimed step's message stays hidden without a heartbeat (leaseSeconds). */
+  private readonly leaseSeconds: number;
   private nextNamespace = 0;
   private readonly debugEnabled: boolean;
   private started = false;
@@ -155,6 +157,7 @@ export class Worker {
       );
     }
     this.capacity = Math.max(1, options.maxConcurrentHandlers ?? 10);
+    this.leaseSeconds = options.leaseSeconds ?? 30;
     // Every running step listens on the shutdown signal; capacity bounds how many do.
     setMaxListeners(this.capacity + 10, this.shutdown.signal);
     this.logger = (options.logger ?? silentLogger).child({ component: 'worker', worker_id: this.id });
@@ -248,7 +251,7 @@ export class Worker {
    * `batch_size` per claim (PollingOnly's and Hybrid's polling).
    */
   private async drain(trigger: DrainTrigger): Promise<DrainReport> {
-    const lease = this.options.leaseSeconds ?? 30;
+    const lease = this.leaseSeconds;
     const perRead = trigger === 'poll' ? this.coordination.batchSize : Number.POSITIVE_INFINITY;
     const exhausted = new Set<string>();
     let found = 0;
@@ -291,7 +294,7 @@ export class Worker {
       step,
       namespace,
       done,
-      leaseUntil: performance.now() + (this.options.leaseSeconds ?? 30) * 1000,
+      leaseUntil: performance.now() + this.leaseSeconds * 1000,
     });
   }
 
@@ -311,7 +314,7 @@ export class Worker {
    * work for the freed slot (so no extra drain is needed), false when a drain should look.
    */
   private async runStep(step: ClaimedStep, namespace: string): Promise<boolean> {
-    const lease = this.options.leaseSeconds ?? 30;
+    const lease = this.leaseSeconds;
     const queue = workerQueueName(namespace);
     const heartbeat = setInterval(
       () => {
@@ -440,7 +443,7 @@ export class Worker {
             workerId: this.id,
             inline: this.options.applyResultsInline ?? true,
             namespace,
-            leaseSeconds: this.options.leaseSeconds ?? 30,
+            leaseSeconds: this.leaseSeconds,
             limit: room,
             refill,
             // Alone on the pool, the signal rides in the commit (quickest); otherwise it goes after it.
