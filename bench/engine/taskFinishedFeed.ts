@@ -1,7 +1,10 @@
 import type { ListenConnection } from '../../src/db/database.ts';
 import type { PostgresDatabase } from '../../src/db/postgresDatabase.ts';
 
-/** Sent by migration 0007's trigger when a task reaches a terminal state: `<task_uuid>:<state>`. */
+/**
+ * Sent when a task reaches a terminal state, `<task_uuid>:<state>`: the trigger on tasker.tasks in
+ * migrations/0003_templates_and_tasks.sql, tasker._notify_task_finished in src/db/sql/queue_notifications.sql.
+ */
 const CHANNEL = 'tasker_task_finished';
 
 /**

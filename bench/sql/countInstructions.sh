@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Counts the CPU instructions a PostgreSQL backend spends on one linear 4-step task, taken through the SQL calls
-# the worker makes (the calls of linear_worker.sql: create, claim, complete_many_and_claim x4 with one result and
+# the worker makes (the calls of linear_worker.sql: create_tasks, claim, complete_many_and_claim x4 with one result and
 # no refill). Instructions, unlike milliseconds, do not depend on what else the machine is doing: two versions of
 # the engine's SQL compare within about 1-3 %, where pgbench and the end-to-end benchmark move by 15 % from one run
 # to the next on a shared 2-core machine. Fsync and waits are not instructions: this measures the SQL's CPU only.
@@ -10,7 +10,7 @@
 #   COUNT_SCENARIO=one_step bash bench/sql/countInstructions.sh   # per one-step task, in batches of 50
 #
 # Scenarios: `linear` (the default, above) and `one_step`: one-step tasks as a worker of capacity 50 runs them
-# at full load, per batch: create_tasks_quiet with 50 tasks, claim_steps for 50, complete_many_and_claim with
+# at full load, per batch: create_tasks with 50 tasks, claim_steps for 50, complete_many_and_claim with
 # the 50 results (applied as a set) and room for 50 more. COUNT_TASKS then counts batches.
 #
 # How: a scratch cluster of its own (initdb in $COUNT_DIR, port $COUNT_PORT, fsync off) is migrated from this
@@ -87,16 +87,17 @@ BEGIN
     s AS (SELECT jsonb_build_object('handler_callable', 'Bench.Noop', 'inputs', '{}'::jsonb, 'retryable', true,
                                     'max_attempts', 3, 'backoff_strategy', 'exponential', 'backoff_base_ms', 1000,
                                     'max_backoff_ms', 30000, 'timeout_seconds', null) AS b)
-    SELECT x.task_uuid INTO t FROM u, s, tasker.create_task(
-      jsonb_build_object('named_task_uuid', nt, 'namespace_name', 'bench', 'context', '{"seq": 1}'::jsonb,
-                         'identity_hash', gen_random_uuid()::text, 'correlation_id', gen_random_uuid(),
-                         'tags', '[]'::jsonb, 'priority', 0, 'initiator', 'countInstructions'),
-      jsonb_build_array(s.b || jsonb_build_object('workflow_step_uuid', u.a, 'name', 'step_1'),
-                        s.b || jsonb_build_object('workflow_step_uuid', u.b, 'name', 'step_2'),
-                        s.b || jsonb_build_object('workflow_step_uuid', u.c, 'name', 'step_3'),
-                        s.b || jsonb_build_object('workflow_step_uuid', u.d, 'name', 'step_4')),
-      jsonb_build_array(jsonb_build_object('from', u.a, 'to', u.b), jsonb_build_object('from', u.b, 'to', u.c),
-                        jsonb_build_object('from', u.c, 'to', u.d)), NULL) x;
+    SELECT x.task_uuid INTO t FROM u, s, tasker.create_tasks(jsonb_build_array(jsonb_build_object(
+      'task', jsonb_build_object('named_task_uuid', nt, 'namespace_name', 'bench', 'context', '{"seq": 1}'::jsonb,
+                                 'identity_hash', gen_random_uuid()::text, 'correlation_id', gen_random_uuid(),
+                                 'tags', '[]'::jsonb, 'priority', 0, 'initiator', 'countInstructions'),
+      'steps', jsonb_build_array(s.b || jsonb_build_object('workflow_step_uuid', u.a, 'name', 'step_1'),
+                                 s.b || jsonb_build_object('workflow_step_uuid', u.b, 'name', 'step_2'),
+                                 s.b || jsonb_build_object('workflow_step_uuid', u.c, 'name', 'step_3'),
+                                 s.b || jsonb_build_object('workflow_step_uuid', u.d, 'name', 'step_4')),
+      'edges', jsonb_build_array(jsonb_build_object('from', u.a, 'to', u.b), jsonb_build_object('from', u.b, 'to', u.c),
+                                 jsonb_build_object('from', u.c, 'to', u.d)),
+      'request_msg_id', NULL)), true) x;
     COMMIT;
     SELECT c.task_uuid AS tk, c.step_uuid AS st, c.attempt AS at INTO r
     FROM tasker.claim_steps('bench', 'count-worker', 30, 10) c;
@@ -124,7 +125,7 @@ DECLARE nt uuid; res jsonb; i int; n int;
 BEGIN
   SELECT named_task_uuid INTO nt FROM tasker.named_tasks WHERE name = 'bench_one_step';
   FOR i IN 1..$1 LOOP
-    SELECT count(*) INTO n FROM tasker.create_tasks_quiet((
+    SELECT count(*) INTO n FROM tasker.create_tasks((
       SELECT jsonb_agg(jsonb_build_object(
         'task', jsonb_build_object('named_task_uuid', nt, 'namespace_name', 'bench', 'context', '{}'::jsonb,
                                    'identity_hash', gen_random_uuid()::text, 'correlation_id', gen_random_uuid(),
@@ -134,7 +135,7 @@ BEGIN
           'inputs', '{}'::jsonb, 'retryable', true, 'max_attempts', 3, 'backoff_strategy', 'exponential',
           'backoff_base_ms', 1000, 'max_backoff_ms', 30000, 'timeout_seconds', null)),
         'edges', '[]'::jsonb, 'request_msg_id', null))
-      FROM generate_series(1, 50)));
+      FROM generate_series(1, 50)), false);
     COMMIT;
     SELECT jsonb_agg(jsonb_build_object('task_uuid', c.task_uuid, 'step_uuid', c.step_uuid, 'attempt', c.attempt,
                                         'success', true, 'payload', null, 'execution_ms', 0))

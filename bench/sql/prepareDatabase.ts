@@ -1,7 +1,7 @@
 /**
  * Prepares a database for the per-function SQL benchmarks in this folder (pgbench scripts): creates it if
  * missing, migrates it and registers the engine benchmark's templates (namespace `bench`), so that
- * tasker.create_task finds them and the worker queue exists. Usage:
+ * tasker.create_tasks finds them and the worker queue exists. Usage:
  *
  *   npx tsx bench/sql/prepareDatabase.ts postgres://root@127.0.0.1:5432/tasker_bench_sql
  *

@@ -80,5 +80,4 @@ export const resilienceHandlers = [
   }),
 ];
 
-export const handlers = [...mathHandlers, ...resilienceHandlers];
-export default handlers;
+export default [...mathHandlers, ...resilienceHandlers];

@@ -5,7 +5,7 @@ import { loadConfig } from '../config/loadConfig.ts';
 import type { LoadedConfig } from '../config/loadConfig.ts';
 import { redactConfig } from '../config/redactConfig.ts';
 import { sourceOf } from '../config/validateConfig.ts';
-import { redactSecrets } from '../db/connectionString.ts';
+import { redactSecrets } from '../domain/secretRedaction.ts';
 
 const out = (line: string): void => {
   process.stdout.write(`${line}\n`);

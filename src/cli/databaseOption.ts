@@ -6,7 +6,7 @@ import { openDatabase } from '../db/openDatabase.ts';
 import type { PostgresPoolOptions } from '../db/postgresDatabase.ts';
 import { loadConfig } from '../config/loadConfig.ts';
 import type { LoadedConfig } from '../config/loadConfig.ts';
-import { poolOptions } from '../config/runtimeOptions.ts';
+import { poolOptions } from '../services/runtimeOptions.ts';
 
 export interface DatabaseOptions {
   databaseUrl?: string;

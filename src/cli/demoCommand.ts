@@ -4,7 +4,7 @@ import { PgmqMessagingProvider } from '../messaging/pgmq/pgmqMessagingProvider.t
 import type { QueueSignal } from '../messaging/messagingProvider.ts';
 import { openCreatingDatabase, resolveDatabase } from './databaseOption.ts';
 import { loadConfig } from '../config/loadConfig.ts';
-import { listenerOptions } from '../config/runtimeOptions.ts';
+import { listenerOptions } from '../services/runtimeOptions.ts';
 import { createLogger } from '../observability/logger.ts';
 import type { DatabaseOptions } from './databaseOption.ts';
 

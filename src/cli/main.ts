@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { isTaskerError } from '../domain/errors.ts';
-import { redactSecrets } from '../db/connectionString.ts';
+import { redactSecrets } from '../domain/secretRedaction.ts';
 import { registerMigrateCommand } from './migrateCommand.ts';
 import { registerQueueCommands } from './queueCommands.ts';
 import { registerDemoCommand } from './demoCommand.ts';

@@ -1,7 +1,13 @@
 import { TaskerError } from '../domain/errors.ts';
 import type { TaskerErrorCode } from '../domain/errors.ts';
 
-/** An error answer from a Tasker server: its HTTP status and its `{error: {code, message, details}}`. */
+// The client is public API for programs that talk to a Tasker server: its exports carry `@public`, so the
+// dead-export check (`npm run knip`) never reports them, even where the CLI does not use them.
+
+/**
+ * An error answer from a Tasker server: its HTTP status and its `{error: {code, message, details}}`.
+ * @public
+ */
 export class ServerAnswerError extends TaskerError {
   readonly status: number;
 
@@ -12,6 +18,7 @@ export class ServerAnswerError extends TaskerError {
   }
 }
 
+/** @public */
 export interface StepView {
   step_uuid: string;
   name: string;
@@ -23,6 +30,7 @@ export interface StepView {
   [key: string]: unknown;
 }
 
+/** @public */
 export interface TaskView {
   task_uuid: string;
   namespace: string;
@@ -34,11 +42,13 @@ export interface TaskView {
   [key: string]: unknown;
 }
 
+/** @public */
 export type JsonBody = Record<string, unknown>;
 
 /**
  * A small client of the orchestration REST API v1, used by the CLI and usable from programs. Errors come back
  * as ServerAnswerError with the server's code; an unreachable server is TASKER_SERVER_UNREACHABLE naming the URL.
+ * @public
  */
 export class TaskerClient {
   readonly baseUrl: string;
@@ -143,7 +153,7 @@ export class TaskerClient {
   }
 }
 
-export function queryString(query: Record<string, string | number | undefined>): string {
+function queryString(query: Record<string, string | number | undefined>): string {
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
   const text = params.toString();

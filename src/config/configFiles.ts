@@ -7,7 +7,7 @@ import type { ConfigProblem } from '../domain/errors.ts';
 /** The configuration shipped with Tasker, used when the working directory has no `config/tasker/`. */
 export const BUNDLED_CONFIG_ROOT = fileURLToPath(new URL('../../config', import.meta.url));
 
-export interface ConfigFile {
+interface ConfigFile {
   /** Where problems are reported: relative to `<root>/tasker/`, e.g. `environments/production/database.toml`. */
   source: string;
   data: Record<string, unknown>;

@@ -1,4 +1,4 @@
-import { redactUrl } from '../db/connectionString.ts';
+import { redactUrl } from '../domain/secretRedaction.ts';
 import { configSchema } from './schema.ts';
 import type { TaskerConfig } from './schema.ts';
 import { childSchema, keyDocs, unwrap } from './schemaBuilder.ts';

@@ -19,7 +19,7 @@ const MINUTE_MS = 60_000;
 const HOUR_MS = 60 * MINUTE_MS;
 
 /** Worker namespaces become queue names `worker_<ns>_queue`, which must fit PGMQ's 47 characters. */
-export const NAMESPACE_PATTERN = /^[a-z_][a-z0-9_]{0,33}$/;
+const NAMESPACE_PATTERN = /^[a-z_][a-z0-9_]{0,33}$/;
 const NAMESPACE = {
   pattern: NAMESPACE_PATTERN,
   expected: 'namespace names (1-34 lowercase letters, digits, underscores)',

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { redactUrl } from '../db/connectionString.ts';
+import { redactUrl } from '../domain/secretRedaction.ts';
 import type { ConfigProblem } from '../domain/errors.ts';
 import { configSchema } from './schema.ts';
 import type { TaskerConfig } from './schema.ts';
@@ -8,7 +8,7 @@ import { isTable, keyDocs, objectKeys, schemaAt, unwrap } from './schemaBuilder.
 export type PathKey = string | number;
 
 /** `orchestration.polling.batch_size`, `worker.namespaces[2]`. */
-export function formatPath(path: readonly PathKey[]): string {
+function formatPath(path: readonly PathKey[]): string {
   return path.reduce<string>((text, key) => {
     if (typeof key === 'number') return `${text}[${key}]`;
     return text === '' ? key : `${text}.${key}`;
@@ -53,7 +53,7 @@ function valueAt(root: unknown, path: readonly PathKey[]): unknown {
 }
 
 /** How a found value is shown: strings quoted, tables and arrays named, long values cut. */
-export function describeFound(value: unknown): string {
+function describeFound(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (value instanceof Date) return `the date-time ${value.toISOString()}`;
   if (Array.isArray(value)) {

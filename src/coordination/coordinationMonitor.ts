@@ -2,8 +2,8 @@ import type { DeploymentMode } from '../config/schema.ts';
 import type { ListenerState } from '../messaging/pgmq/notificationListener.ts';
 import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
+import { modeLabel } from '../observability/modeLabel.ts';
 import type { CoordinationSettings } from './coordinationSettings.ts';
-import { modeLabel } from './coordinationSettings.ts';
 
 /** What the monitor reads of the LISTEN connection (NotificationListener.state). */
 export type ListenerStateSource = () => Readonly<ListenerState> | null;

@@ -47,18 +47,6 @@ export interface WorkerCoordination extends CoordinationSettings {
   pollIntervalMs: number;
 }
 
-/** The mode label of metrics and logs: `hybrid`, `event_driven`, `polling_only`. */
-export function modeLabel(mode: DeploymentMode): string {
-  switch (mode) {
-    case 'Hybrid':
-      return 'hybrid';
-    case 'EventDrivenOnly':
-      return 'event_driven';
-    case 'PollingOnly':
-      return 'polling_only';
-  }
-}
-
 /** Only the role's listener settings differ per mode; the timeout and the backoff cap are `[pgmq]`'s. */
 function listenerSettings(
   config: TaskerConfig,

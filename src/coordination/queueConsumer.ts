@@ -2,6 +2,7 @@ import { isTransientDatabaseError } from '../db/sqlState.ts';
 import type { MessagingProvider, QueueSignal, Subscription } from '../messaging/messagingProvider.ts';
 import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
+import type { ConsumerMetrics } from '../observability/metrics.ts';
 import type { CoordinationMonitor } from './coordinationMonitor.ts';
 import { errorBackoffDelay } from './coordinationSettings.ts';
 import type { ExecutorPool } from './executorPool.ts';
@@ -18,13 +19,6 @@ export interface DrainReport {
 
 /** Why a drain runs: a notification (or catch-up after a reconnect), a poll, or something else. */
 export type DrainTrigger = 'event' | 'poll' | 'backlog' | 'retry' | 'start' | 'wake';
-
-/** Where a consumer reports what it did (tasker_polling_*, tasker_event_processing_duration_seconds). */
-export interface ConsumerMetrics {
-  pollCycle(queue: string, seconds: number, found: number, processed: number): void;
-  pollError(queue: string): void;
-  eventProcessed(seconds: number): void;
-}
 
 export interface QueueConsumerOptions {
   /** Names the consumer in logs and metrics (a queue name, or the worker's namespace set). */

@@ -1,14 +1,13 @@
 import type { MessagingProvider } from '../messaging/messagingProvider.ts';
 import type { NotificationListener } from '../messaging/pgmq/notificationListener.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { TaskerMetrics } from '../observability/metrics.ts';
+import type { ConsumerMetrics, TaskerMetrics } from '../observability/metrics.ts';
 import { CoordinationMonitor } from './coordinationMonitor.ts';
 import type { ListenerStateSource } from './coordinationMonitor.ts';
 import type { CoordinationSettings } from './coordinationSettings.ts';
-import type { ConsumerMetrics } from './queueConsumer.ts';
 
 /** The LISTEN connection behind a provider that has one (PGMQ creates it on first subscribe). */
-export function providerListenerState(provider: MessagingProvider): ListenerStateSource {
+function providerListenerState(provider: MessagingProvider): ListenerStateSource {
   return () => {
     const listener = (provider as { notificationListener?: NotificationListener | null })
       .notificationListener;

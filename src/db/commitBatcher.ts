@@ -2,8 +2,8 @@
  * Gathers work submitted concurrently into shared commits: the items submitted in one turn of the event loop
  * go together at its end (setImmediate), at most `maxBatch` per commit and at most `maxInFlight` commits on
  * their way at once; items submitted while those are busy wait and go with the next. Used for task creation
- * (tasker.create_tasks_quiet) and for a worker's results (tasker.complete_many_and_claim), whose batches are
- * written as sets (migration 0009), so a commit costs about the same whatever its size.
+ * (tasker.create_tasks) and for a worker's results (tasker.complete_many_and_claim), whose batches are written
+ * as sets (src/db/sql/create_tasks.sql, complete_steps.sql), so a commit costs about the same whatever its size.
  *
  * Why the turn and not "at once": callers whose work committed together submit their next work in the same
  * turn, and the first of them going at once would pay a whole commit for one item.

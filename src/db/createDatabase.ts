@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { redactUrl } from './connectionString.ts';
+import { redactUrl } from '../domain/secretRedaction.ts';
 import { sqlStateOf } from './sqlState.ts';
 import { DatabaseError } from '../domain/errors.ts';
 

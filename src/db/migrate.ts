@@ -1,24 +1,35 @@
-import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Database, Queryable } from './database.ts';
 import { DatabaseError } from '../domain/errors.ts';
-import { sqlStateOf, SqlState } from './sqlState.ts';
+import { assertUpgradableLegacy, isLegacyLayout, upgradeLegacyLayout } from './legacyLayout.ts';
+import { loadSchemaSource, migrationLabel } from './schemaFiles.ts';
+import type { FunctionFile, Migration, SchemaSource } from './schemaFiles.ts';
 
-/** `migrations/` at the package root, found from this file in both src/ (tsx) and dist/ (built). */
-export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
+/**
+ * Applies the schema: numbered migrations once each, function files whenever they change. One run is one
+ * transaction under an advisory lock, in this order:
+ *
+ *   1. migration 0001 (schemas, composite types, domains), if the database is empty;
+ *   2. every function file whose checksum differs from the one recorded, with `check_function_bodies` off (as
+ *      pg_dump restores), so files apply in any order and bodies may name tables that step 3 creates;
+ *   3. every other pending migration, in order.
+ *
+ * So every migration after 0001 sees the current functions (column defaults, triggers and data moves may call
+ * them), and function signatures may use only built-in types and 0001's. To change a function's return type,
+ * drop the old signature in a numbered migration... which runs after the files: instead, give the function a new
+ * name, or drop the old signature at the top of its file with a comment saying why.
+ */
 
 /** Arbitrary but fixed: every Tasker process migrating any database takes this advisory lock. */
 const MIGRATION_LOCK_KEY = 7_306_014_711;
 
-const MIGRATION_FILE = /^(\d{4})_([a-z0-9_]+)\.sql$/;
-
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-  checksum: string;
-}
+export type { Migration, SchemaSource } from './schemaFiles.ts';
+export {
+  DEFAULT_FUNCTIONS_DIR,
+  DEFAULT_MIGRATIONS_DIR,
+  loadFunctionFiles,
+  loadMigrations,
+  loadSchemaSource,
+} from './schemaFiles.ts';
 
 export interface SchemaStatus {
   /** Highest applied version; 0 for a database Tasker never touched. */
@@ -26,41 +37,15 @@ export interface SchemaStatus {
   /** Highest version this build of Tasker knows. */
   latest: number;
   pending: Migration[];
+  /** Function files never applied to this database, or applied with different contents. */
+  pendingFunctions: FunctionFile[];
+  /** The database still has the old layout (functions inside numbered migrations); `migrate` upgrades it. */
+  legacyLayout: boolean;
 }
 
 export interface MigrationReport extends SchemaStatus {
   applied: Migration[];
-}
-
-export function loadMigrations(dir: string = DEFAULT_MIGRATIONS_DIR): Migration[] {
-  const migrations = readdirSync(dir)
-    .filter((file) => /\.sql$/i.test(file))
-    .map((file): Migration => {
-      const match = MIGRATION_FILE.exec(file);
-      if (match === null) {
-        throw new DatabaseError(
-          'TASKER_MIGRATION_FAILED',
-          `migration file ${file} is misnamed: name it NNNN_lowercase_words.sql (for example 0003_add_tasks.sql)`,
-        );
-      }
-      const sql = readFileSync(`${dir}/${file}`, 'utf8');
-      return {
-        version: Number(match[1]),
-        name: match[2] ?? file,
-        sql,
-        checksum: createHash('sha256').update(sql).digest('hex'),
-      };
-    })
-    .sort((a, b) => a.version - b.version);
-  migrations.forEach((migration, index) => {
-    if (migration.version !== index + 1) {
-      throw new DatabaseError(
-        'TASKER_MIGRATION_FAILED',
-        `migrations must be numbered 0001, 0002, ... without gaps or repeats; found ${String(migration.version).padStart(4, '0')}_${migration.name}.sql at position ${index + 1}`,
-      );
-    }
-  });
-  return migrations;
+  appliedFunctions: FunctionFile[];
 }
 
 interface AppliedRow {
@@ -69,20 +54,42 @@ interface AppliedRow {
   checksum: string;
 }
 
-async function readApplied(q: Queryable): Promise<AppliedRow[] | undefined> {
-  try {
-    const { rows } = await q.query<AppliedRow>(
-      'SELECT version, name, checksum FROM tasker.schema_migrations ORDER BY version',
-    );
-    return rows;
-  } catch (error) {
-    const state = sqlStateOf(error);
-    if (state === SqlState.undefinedTable || state === '3F000') return undefined;
-    throw error;
-  }
+interface AppliedFunctionRow {
+  file: string;
+  checksum: string;
 }
 
-function checkApplied(db: Database, applied: AppliedRow[], known: Migration[]): SchemaStatus {
+/**
+ * Undefined when the table (or the whole schema) does not exist yet. Asked first rather than caught: inside the
+ * migration's transaction an error would abort it.
+ */
+async function readRows<Row>(q: Queryable, table: string, sql: string): Promise<Row[] | undefined> {
+  const { rows } = await q.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [
+    table,
+  ]);
+  if (rows[0]?.present !== true) return undefined;
+  return (await q.query<Row>(sql)).rows;
+}
+
+const readApplied = (q: Queryable): Promise<AppliedRow[] | undefined> =>
+  readRows<AppliedRow>(
+    q,
+    'tasker.schema_migrations',
+    'SELECT version, name, checksum FROM tasker.schema_migrations ORDER BY version',
+  );
+
+const readAppliedFunctions = (q: Queryable): Promise<AppliedFunctionRow[] | undefined> =>
+  readRows<AppliedFunctionRow>(
+    q,
+    'tasker.schema_function_files',
+    'SELECT file, checksum FROM tasker.schema_function_files ORDER BY file',
+  );
+
+function checkApplied(
+  db: Database,
+  applied: AppliedRow[],
+  known: Migration[],
+): Pick<SchemaStatus, 'current' | 'latest' | 'pending'> {
   const latest = known.length;
   const current = applied.reduce((max, row) => Math.max(max, row.version), 0);
   if (current > latest) {
@@ -98,7 +105,7 @@ function checkApplied(db: Database, applied: AppliedRow[], known: Migration[]): 
     if (migration !== undefined && migration.checksum !== row.checksum) {
       throw new DatabaseError(
         'TASKER_MIGRATION_CHANGED',
-        `migration ${String(row.version).padStart(4, '0')}_${row.name}.sql was changed after it was applied to ${db.displayName}. ` +
+        `migration ${migrationLabel(row)}.sql was changed after it was applied to ${db.displayName}. ` +
           'Applied migrations are never edited: restore the file and add a new numbered migration instead.',
         { details: { version: row.version } },
       );
@@ -108,20 +115,49 @@ function checkApplied(db: Database, applied: AppliedRow[], known: Migration[]): 
   return { current, latest, pending: known.filter((m) => !appliedVersions.has(m.version)) };
 }
 
+function pendingFunctionFiles(applied: AppliedFunctionRow[], known: FunctionFile[]): FunctionFile[] {
+  const recorded = new Map(applied.map((row) => [row.file, row.checksum]));
+  return known.filter((f) => recorded.get(f.file) !== f.checksum);
+}
+
+async function readStatus(db: Database, q: Queryable, source: SchemaSource): Promise<SchemaStatus> {
+  const applied = (await readApplied(q)) ?? [];
+  if (isLegacyLayout(applied)) {
+    assertUpgradableLegacy(db, applied);
+    return {
+      current: 0,
+      latest: source.migrations.length,
+      pending: source.migrations,
+      pendingFunctions: source.functions,
+      legacyLayout: true,
+    };
+  }
+  const versions = checkApplied(db, applied, source.migrations);
+  const pendingFunctions = pendingFunctionFiles((await readAppliedFunctions(q)) ?? [], source.functions);
+  return { ...versions, pendingFunctions, legacyLayout: false };
+}
+
 /** Reads the schema version without changing anything. */
 export async function schemaStatus(
   db: Database,
-  migrations: Migration[] = loadMigrations(),
+  source: SchemaSource = loadSchemaSource(),
 ): Promise<SchemaStatus> {
-  return checkApplied(db, (await readApplied(db)) ?? [], migrations);
+  return readStatus(db, db, source);
 }
 
 /** For services: refuse to run against a database that is behind or ahead of this build. */
 export async function assertSchemaCurrent(
   db: Database,
-  migrations: Migration[] = loadMigrations(),
+  source: SchemaSource = loadSchemaSource(),
 ): Promise<void> {
-  const status = await schemaStatus(db, migrations);
+  const status = await schemaStatus(db, source);
+  if (status.legacyLayout) {
+    throw new DatabaseError(
+      'TASKER_SCHEMA_NOT_MIGRATED',
+      `database ${db.displayName} has the schema of an older Tasker (SQL functions inside numbered migrations): run \`npx tasker migrate\` first; it upgrades the schema in one transaction`,
+      { details: { current: 0, latest: status.latest } },
+    );
+  }
   if (status.pending.length > 0) {
     throw new DatabaseError(
       'TASKER_SCHEMA_NOT_MIGRATED',
@@ -129,19 +165,70 @@ export async function assertSchemaCurrent(
       { details: { current: status.current, latest: status.latest } },
     );
   }
+  if (status.pendingFunctions.length > 0) {
+    const files = status.pendingFunctions.map((f) => f.file);
+    throw new DatabaseError(
+      'TASKER_SCHEMA_NOT_MIGRATED',
+      `database ${db.displayName} has SQL functions that differ from this Tasker's (${files.join(', ')}): run \`npx tasker migrate\` with this version first`,
+      { details: { current: status.current, latest: status.latest, functionFiles: files } },
+    );
+  }
+}
+
+async function runMigration(db: Database, tx: Queryable, migration: Migration): Promise<void> {
+  try {
+    await tx.exec(migration.sql);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new DatabaseError(
+      'TASKER_MIGRATION_FAILED',
+      `migration ${migrationLabel(migration)}.sql failed on ${db.displayName}: ${reason}. Nothing was applied.`,
+      { details: { version: migration.version }, cause: error },
+    );
+  }
+  await tx.query('INSERT INTO tasker.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+    migration.version,
+    migration.name,
+    migration.checksum,
+  ]);
+}
+
+async function applyFunctionFiles(db: Database, tx: Queryable, files: FunctionFile[]): Promise<void> {
+  if (files.length === 0) return;
+  await tx.query('SET LOCAL check_function_bodies = off');
+  for (const file of files) {
+    try {
+      await tx.exec(file.sql);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new DatabaseError(
+        'TASKER_MIGRATION_FAILED',
+        `function file src/db/sql/${file.file} failed on ${db.displayName}: ${reason}. Nothing was applied.`,
+        { details: { file: file.file }, cause: error },
+      );
+    }
+    await tx.query(
+      `INSERT INTO tasker.schema_function_files (file, checksum) VALUES ($1, $2)
+       ON CONFLICT (file) DO UPDATE SET checksum = excluded.checksum, applied_at = now()`,
+      [file.file, file.checksum],
+    );
+  }
+  await tx.query('SET LOCAL check_function_bodies = on');
 }
 
 /**
- * Applies pending migrations, all in one transaction under an advisory lock: several processes may run
- * this at once; one applies, the others wait on the lock and then find nothing to do. A failing migration
- * rolls everything back, so the schema is never half-migrated.
+ * Applies what is pending, all in one transaction under an advisory lock: several processes may run this at
+ * once; one applies, the others wait on the lock and then find nothing to do. A failure rolls everything back,
+ * so the schema is never half-migrated.
  */
 export async function migrate(
   db: Database,
-  migrations: Migration[] = loadMigrations(),
+  source: SchemaSource = loadSchemaSource(),
 ): Promise<MigrationReport> {
   return db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
+    // Refuse a newer or foreign schema before creating anything.
+    const before = await readStatus(db, tx, source);
     await tx.exec(`
       CREATE SCHEMA IF NOT EXISTS tasker;
       CREATE TABLE IF NOT EXISTS tasker.schema_migrations (
@@ -149,25 +236,27 @@ export async function migrate(
         name       text        NOT NULL,
         checksum   text        NOT NULL,
         applied_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE IF NOT EXISTS tasker.schema_function_files (
+        file       text PRIMARY KEY,
+        checksum   text        NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
       );`);
-    const status = checkApplied(db, (await readApplied(tx)) ?? [], migrations);
-    for (const migration of status.pending) {
-      try {
-        await tx.exec(migration.sql);
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        throw new DatabaseError(
-          'TASKER_MIGRATION_FAILED',
-          `migration ${String(migration.version).padStart(4, '0')}_${migration.name}.sql failed on ${db.displayName}: ${reason}. Nothing was applied.`,
-          { details: { version: migration.version }, cause: error },
-        );
-      }
-      await tx.query('INSERT INTO tasker.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
-        migration.version,
-        migration.name,
-        migration.checksum,
-      ]);
-    }
-    return { ...status, current: status.latest, applied: status.pending, pending: [] };
+    if (before.legacyLayout) await upgradeLegacyLayout(tx, source);
+    const status = await readStatus(db, tx, source);
+    const [first, ...rest] = status.pending;
+    const foundationFirst = first?.version === 1;
+    if (foundationFirst) await runMigration(db, tx, first);
+    await applyFunctionFiles(db, tx, status.pendingFunctions);
+    for (const migration of foundationFirst ? rest : status.pending) await runMigration(db, tx, migration);
+    return {
+      ...before,
+      current: status.latest,
+      latest: status.latest,
+      pending: [],
+      pendingFunctions: [],
+      applied: status.pending,
+      appliedFunctions: status.pendingFunctions,
+    };
   });
 }

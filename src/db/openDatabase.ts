@@ -1,5 +1,6 @@
 import type { Database } from './database.ts';
-import { isPgliteUrl, redactUrl } from './connectionString.ts';
+import { redactUrl } from '../domain/secretRedaction.ts';
+import { isPgliteUrl } from './connectionString.ts';
 import { PostgresDatabase } from './postgresDatabase.ts';
 import type { PostgresPoolOptions } from './postgresDatabase.ts';
 import { ValidationError } from '../domain/errors.ts';

@@ -18,7 +18,7 @@ function quoteIdentifier(name: string): string {
 /**
  * Parses `pglite:<folder>` (a folder on disk, created if missing) or `pglite:memory` (nothing kept).
  */
-export function pgliteDataDir(url: string): string | undefined {
+function pgliteDataDir(url: string): string | undefined {
   const target = url.slice('pglite:'.length).replace(/^\/\/(?=\/)/, '');
   if (target === '') {
     throw new ValidationError(

@@ -10,7 +10,7 @@ import type {
   Queryable,
   SqlParam,
 } from './database.ts';
-import { redactUrl } from './connectionString.ts';
+import { redactUrl } from '../domain/secretRedaction.ts';
 import { DatabaseError } from '../domain/errors.ts';
 import { isConnectionError, isPoolTimeout } from './sqlState.ts';
 import type { Logger } from '../observability/logger.ts';

@@ -2,6 +2,10 @@
  * The one error hierarchy of Tasker. Every error we raise on purpose is a `TaskerError` with a stable
  * `code` (documented in docs/errors.md), a message that says what, where and how to fix it, structured
  * `details` for programs, and the underlying `cause` when there is one.
+ *
+ * TaskerErrorCode, TaskerError and isTaskerError are public API (handlers and programs catch them): they carry
+ * `@public`, so the dead-export check (`npm run knip`) never reports them.
+ * @public
  */
 export type TaskerErrorCode =
   | 'TASKER_CONFIG_INVALID'
@@ -14,6 +18,7 @@ export type TaskerErrorCode =
   | 'TASKER_CIRCUIT_OPEN'
   | 'TASKER_SCHEMA_TOO_NEW'
   | 'TASKER_SCHEMA_NOT_MIGRATED'
+  | 'TASKER_SCHEMA_LEGACY'
   | 'TASKER_MIGRATION_CHANGED'
   | 'TASKER_MIGRATION_FAILED'
   | 'TASKER_QUEUE_NOT_FOUND'
@@ -53,6 +58,7 @@ export type HttpLayerErrorCode =
   | 'TASKER_REQUEST_TIMEOUT'
   | 'TASKER_INTERNAL';
 
+/** @public */
 export class TaskerError extends Error {
   readonly code: TaskerErrorCode;
   readonly details: Readonly<Record<string, unknown>>;
@@ -147,6 +153,7 @@ export class ConfigError extends TaskerError {
   }
 }
 
+/** @public */
 export function isTaskerError(error: unknown): error is TaskerError {
   return error instanceof TaskerError;
 }

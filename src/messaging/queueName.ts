@@ -35,8 +35,7 @@ export function queueNamespace(queue: string): string {
   return 'default';
 }
 
-export const MESSAGE_READY_CHANNEL = 'pgmq_message_ready';
-export const QUEUE_CREATED_CHANNEL = 'pgmq_queue_created';
+const MESSAGE_READY_CHANNEL = 'pgmq_message_ready';
 
 export function messageReadyChannel(namespace: string): string {
   return `${MESSAGE_READY_CHANNEL}.${namespace}`;

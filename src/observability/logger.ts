@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import type { Logger as PinoLogger } from 'pino';
-import { redactSecrets } from '../db/connectionString.ts';
+import { redactSecrets } from '../domain/secretRedaction.ts';
 
 export type Logger = PinoLogger;
 

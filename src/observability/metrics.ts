@@ -13,18 +13,15 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DeploymentMode } from '../config/schema.ts';
-import type { CoordinationMonitor } from '../coordination/coordinationMonitor.ts';
-import { modeLabel } from '../coordination/coordinationSettings.ts';
-import type { ConsumerMetrics } from '../coordination/queueConsumer.ts';
-import type { PoolStats } from '../db/database.ts';
 import type { Logger } from './logger.ts';
 import { silentLogger } from './logger.ts';
+import { modeLabel } from './modeLabel.ts';
 
 /** Outcome of one step execution as the worker saw it. */
 export type StepExecutionOutcome = 'success' | 'retryable_error' | 'permanent_error' | 'timeout';
 
 /** A task's terminal state. */
-export type TaskCompletionOutcome = 'complete' | 'error' | 'cancelled' | 'resolved_manually';
+type TaskCompletionOutcome = 'complete' | 'error' | 'cancelled' | 'resolved_manually';
 
 export interface TaskCompletionCount {
   namespace: string;
@@ -46,6 +43,28 @@ export interface QueueDepthSample {
   /** Messages in the queue, visible or not. */
   depth: number;
   oldestAgeSeconds: number | null;
+}
+
+/** What the pool metrics read at scrape: Database.poolStats(). */
+export interface PoolSample {
+  max: number;
+  total: number;
+  idle: number;
+  waiting: number;
+}
+
+/** What the coordination metrics read at scrape: a subset of a role's CoordinationMonitor. */
+export interface CoordinationSample {
+  readonly mode: DeploymentMode;
+  readonly fallbackActive: boolean;
+  status(): { eventListeners: { lagMs: number | null } };
+}
+
+/** Where a queue consumer reports what it did (tasker_polling_*, tasker_event_processing_duration_seconds). */
+export interface ConsumerMetrics {
+  pollCycle(queue: string, seconds: number, found: number, processed: number): void;
+  pollError(queue: string): void;
+  eventProcessed(seconds: number): void;
 }
 
 /** What the listener metrics read at scrape: a subset of NotificationListener's state. */
@@ -297,7 +316,7 @@ export class TaskerMetrics {
    * The role's coordination, read at scrape: tasker_polling_fallback_active{mode} and
    * tasker_event_listener_lag_ms{mode} (the last heartbeat NOTIFY's trip through PostgreSQL).
    */
-  collectCoordination(monitor: CoordinationMonitor): void {
+  collectCoordination(monitor: CoordinationSample): void {
     const mode = modeLabel(monitor.mode);
     new Gauge({
       name: 'tasker_polling_fallback_active',
@@ -320,8 +339,8 @@ export class TaskerMetrics {
   }
 
   /** tasker_database_pool_{active,idle,max,waiting}, read from the pool at scrape. */
-  collectPool(poolStats: () => PoolStats): void {
-    const gauge = (name: string, help: string, read: (stats: PoolStats) => number): void => {
+  collectPool(poolStats: () => PoolSample): void {
+    const gauge = (name: string, help: string, read: (stats: PoolSample) => number): void => {
       new Gauge({
         name,
         help,

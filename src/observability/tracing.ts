@@ -22,7 +22,7 @@ import {
  *      └─ tasker.step.result      storing the result, and in the same commit enqueueing the steps it made
  *                                 ready (inline) or signalling orchestration
  *
- * Step enqueueing happens inside SQL (tasker.create_task, tasker.complete_many_and_claim), so it is
+ * Step enqueueing happens inside SQL (tasker.create_tasks, tasker.complete_many_and_claim), so it is
  * recorded on the spans around those calls: the create span's `tasker.enqueued_steps` and the result span.
  * Attributes are span attributes, so task and step ids are fine there (unlike metric labels).
  */

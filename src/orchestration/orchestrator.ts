@@ -21,7 +21,7 @@ import { createTask } from './taskInitializer.ts';
 
 export const STEP_RESULTS_QUEUE = 'orchestration_step_results';
 export const TASK_REQUESTS_QUEUE = 'orchestration_task_requests';
-export const FINALIZATIONS_QUEUE = 'orchestration_task_finalizations';
+const FINALIZATIONS_QUEUE = 'orchestration_task_finalizations';
 
 export interface OrchestratorOptions {
   db: Database;

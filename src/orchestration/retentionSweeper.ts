@@ -1,5 +1,5 @@
 /**
- * Retention (migration 0019): every `intervalMs` the sweeper deletes tasks that finished more than
+ * Retention (src/db/sql/retention.sql): every `intervalMs` the sweeper deletes tasks that finished more than
  * `finishedTaskHours` ago, with their steps and history, and queue archive rows older than `queueArchiveHours`.
  * Running tasks, tasks with a pending DLQ entry and live queue messages are never deleted. Every orchestrator
  * runs one; they need no leader because the SQL locks the tasks it deletes FOR UPDATE SKIP LOCKED.

@@ -32,15 +32,13 @@ export const taskRequestSchema = z.strictObject({
   options: z.record(z.string(), z.unknown()).nullish(),
 });
 
-export type TaskRequest = z.input<typeof taskRequestSchema>;
-
-export interface FieldProblem {
+interface FieldProblem {
   field: string;
   message: string;
 }
 
 /** Turns a request body into a validated TaskRequest, or a ValidationError with one entry per bad field. */
-export function parseTaskRequest(body: unknown): z.output<typeof taskRequestSchema> {
+function parseTaskRequest(body: unknown): z.output<typeof taskRequestSchema> {
   const result = taskRequestSchema.safeParse(body);
   if (result.success) return result.data;
   const problems: FieldProblem[] = result.error.issues.flatMap((issue) =>

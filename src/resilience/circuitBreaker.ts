@@ -25,8 +25,7 @@
 import { isConnectionError, sqlStateOf } from '../db/sqlState.ts';
 import { CircuitError, ValidationError } from '../domain/errors.ts';
 
-export const CIRCUIT_STATES = ['closed', 'open', 'half_open'] as const;
-export type CircuitState = (typeof CIRCUIT_STATES)[number];
+export type CircuitState = 'closed' | 'open' | 'half_open';
 
 /** What a call's error says about the dependency. */
 export type CallOutcome = 'failure' | 'success' | 'neutral';

@@ -22,7 +22,7 @@ export interface ServiceCircuitBreakers {
 type BreakerConfig = TaskerConfig['circuit_breakers']['database'];
 
 /** `[circuit_breakers.<name>]` → the breaker's settings. */
-export function circuitBreakerSettings(config: BreakerConfig): CircuitBreakerSettings {
+function circuitBreakerSettings(config: BreakerConfig): CircuitBreakerSettings {
   return {
     enabled: config.enabled,
     errorThreshold: config.error_threshold,

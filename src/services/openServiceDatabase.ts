@@ -1,5 +1,5 @@
 import type { LoadedConfig } from '../config/loadConfig.ts';
-import { poolOptions } from '../config/runtimeOptions.ts';
+import { poolOptions } from './runtimeOptions.ts';
 import type { Database } from '../db/database.ts';
 import { assertSchemaCurrent } from '../db/migrate.ts';
 import { openDatabase } from '../db/openDatabase.ts';

@@ -2,8 +2,12 @@
  * What step handler authors write against. A handler receives a StepContext and returns the step's result
  * (any JSON value); throwing fails the step: PermanentError never retries, RetryableError (or any other
  * error) retries per the step's retry policy.
+ *
+ * Every export here is public API (README, docs/services.md) and carries `@public`, so the dead-export check
+ * (`npm run knip`) never reports it, even where no code of this repository uses it.
  */
 
+/** @public */
 export interface StepContext<Input = Record<string, unknown>> {
   readonly taskUuid: string;
   readonly stepUuid: string;
@@ -30,16 +34,21 @@ export interface StepContext<Input = Record<string, unknown>> {
   dependency<T = unknown>(stepName: string): T;
 }
 
+/** @public */
 export type HandlerFunction<Input = Record<string, unknown>, Result = unknown> = (
   context: StepContext<Input>,
 ) => Result | Promise<Result>;
 
+/** @public */
 export interface StepHandlerDefinition {
   readonly name: string;
   run(context: StepContext): unknown;
 }
 
-/** A handler as a function: `defineHandler('Payments.Charge', async (ctx) => ({ charged: true }))`. */
+/**
+ * A handler as a function: `defineHandler('Payments.Charge', async (ctx) => ({ charged: true }))`.
+ * @public
+ */
 export function defineHandler<Input = Record<string, unknown>, Result = unknown>(
   name: string,
   fn: HandlerFunction<Input, Result>,
@@ -47,7 +56,10 @@ export function defineHandler<Input = Record<string, unknown>, Result = unknown>
   return { name, run: (context) => fn(context as StepContext<Input>) };
 }
 
-/** A handler as a class: extend it, set `static handlerName`, implement `call`. */
+/**
+ * A handler as a class: extend it, set `static handlerName`, implement `call`.
+ * @public
+ */
 export abstract class StepHandler<
   Input = Record<string, unknown>,
   Result = unknown,
@@ -66,7 +78,10 @@ export abstract class StepHandler<
   }
 }
 
-/** The step failed for good: no retry, whatever attempts remain. */
+/**
+ * The step failed for good: no retry, whatever attempts remain.
+ * @public
+ */
 export class PermanentError extends Error {
   readonly code: string | undefined;
   constructor(message: string, options: { code?: string; cause?: unknown } = {}) {
@@ -76,7 +91,10 @@ export class PermanentError extends Error {
   }
 }
 
-/** The step failed but may succeed later; `retryAfterMs` asks for a specific delay (capped by the template). */
+/**
+ * The step failed but may succeed later; `retryAfterMs` asks for a specific delay (capped by the template).
+ * @public
+ */
 export class RetryableError extends Error {
   readonly retryAfterMs: number | undefined;
   readonly code: string | undefined;

@@ -2,7 +2,11 @@ import { ValidationError } from '../domain/errors.ts';
 import type { TaskTemplate } from '../domain/template/taskTemplate.ts';
 import type { StepHandlerDefinition } from './handlerApi.ts';
 
-/** Handlers by the name templates use in `handler.callable`. */
+/**
+ * Handlers by the name templates use in `handler.callable`. A handlers module may export one, so it is public
+ * API: `@public` keeps the dead-export check (`npm run knip`) from reporting it.
+ * @public
+ */
 export class HandlerRegistry {
   private readonly handlers = new Map<string, StepHandlerDefinition>();
 

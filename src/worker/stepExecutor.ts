@@ -21,8 +21,8 @@ function buildContext(step: ClaimedStep, namespace: string, signal: AbortSignal)
     stepName: step.stepName,
     correlationId: step.correlationId,
     namespace,
-    input: step.context,
-    config: step.inputs,
+    input: step.taskContext,
+    config: step.handlerInitialization,
     dependencyResults: step.dependencyResults,
     attempt: step.attempt,
     maxAttempts: step.maxAttempts,
@@ -42,7 +42,7 @@ function buildContext(step: ClaimedStep, namespace: string, signal: AbortSignal)
 }
 
 /** How a thrown value becomes a stored failure: permanent or retryable, with a readable message. */
-export function classifyFailure(error: unknown): StepFailure {
+function classifyFailure(error: unknown): StepFailure {
   if (error instanceof PermanentError) {
     return {
       message: error.message,

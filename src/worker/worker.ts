@@ -50,7 +50,7 @@ export interface WorkerOptions {
    * Apply results in the worker's completing commit (next steps enqueued and, in the same round trip, claimed;
    * the task finalized) instead of via orchestration_step_results. false routes every result through the
    * orchestrator, as a broker without SQL access (RabbitMQ) requires.
-   * @defaultValue true (it was false before migration 0006; the service configuration already defaulted to true)
+   * @defaultValue true (it was false in early versions; the service configuration already defaulted to true)
    */
   applyResultsInline?: boolean;
   /**

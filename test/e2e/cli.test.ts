@@ -33,7 +33,7 @@ describe('tasker CLI (real processes)', () => {
       const first = await tasker(['migrate', '--database-url', testDb.url]);
       expect(first.stderr).toBe('');
       expect(first.code).toBe(0);
-      expect(first.stdout).toContain('applied: 0001_pgmq_queue');
+      expect(first.stdout).toContain('applied: 0001_schemas_and_types');
       expect(first.stdout).toMatch(/migrated to schema version \d+/);
       const second = await tasker(['migrate'], { DATABASE_URL: testDb.url });
       expect(second.code).toBe(0);
@@ -52,7 +52,7 @@ describe('tasker CLI (real processes)', () => {
     try {
       const runs = await Promise.all([1, 2, 3].map(() => tasker(['migrate', '-d', testDb.url])));
       expect(runs.map((r) => r.code)).toEqual([0, 0, 0]);
-      expect(runs.filter((r) => r.stdout.includes('applied: 0001_pgmq_queue'))).toHaveLength(1);
+      expect(runs.filter((r) => r.stdout.includes('applied: 0001_schemas_and_types'))).toHaveLength(1);
       const { rows } = await testDb.db.query<{ version: number }>(
         'SELECT version FROM tasker.schema_migrations ORDER BY version',
       );

@@ -7,7 +7,7 @@
  * during the outage keeps trying to store the result while the step's lease lasts (it gave up after 2.6 s and
  * logged an error).
  *
- * Claims commit without waiting for the disk (migration 0004): a claim lost in the crash means the step's
+ * Claims commit without waiting for the disk (src/db/sql/claim_steps.sql): a claim lost in the crash means the step's
  * message is delivered again, which this test goes through. It runs on a server of its own (the shared one
  * serves every other test file at the same time).
  */

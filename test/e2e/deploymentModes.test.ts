@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TaskerClient } from '../../src/client/taskerClient.ts';
 import type { TaskView } from '../../src/client/taskerClient.ts';
-import { modeLabel } from '../../src/coordination/coordinationSettings.ts';
+import { modeLabel } from '../../src/observability/modeLabel.ts';
 import type { DeploymentMode } from '../../src/config/schema.ts';
 import { HAPPY_PATHS } from '../helpers/engine/exampleExpectations.ts';
 import { sleep } from '../helpers/engine/wait.ts';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { loadMigrations, migrate } from '../../src/db/migrate.ts';
+import { loadSchemaSource, migrate } from '../../src/db/migrate.ts';
 import { PostgresDatabase } from '../../src/db/postgresDatabase.ts';
 import { ADMIN_URL, databaseUrl } from './testEnv.ts';
 
@@ -12,16 +12,13 @@ declare module 'vitest' {
 }
 
 /**
- * Migrates one template database per migration set; every test file clones it (CREATE DATABASE ... TEMPLATE),
+ * Migrates one template database per schema (migrations and function files); every test file clones it (CREATE DATABASE ... TEMPLATE),
  * which takes milliseconds instead of re-running migrations.
  */
 export default async function setup(project: TestProject): Promise<void> {
+  const source = loadSchemaSource();
   const fingerprint = createHash('sha256')
-    .update(
-      loadMigrations()
-        .map((m) => m.checksum)
-        .join(),
-    )
+    .update([...source.migrations, ...source.functions].map((m) => m.checksum).join())
     .digest('hex')
     .slice(0, 12);
   const template = `tasker_test_template_${fingerprint}`;

@@ -2,7 +2,7 @@
  * Prometheus text exposition for tests: scrape a service's /metrics and read its samples. Shared by the
  * metrics, deployment-mode and alert-rule tests.
  */
-export interface Sample {
+interface Sample {
   name: string;
   labels: Record<string, string>;
   value: number;
@@ -18,7 +18,7 @@ const SAMPLE_LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$/;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
 
 /** The Prometheus text format, as much of it as prom-client writes: # TYPE lines and samples. */
-export function parseExposition(text: string): Pick<Scrape, 'samples' | 'types'> {
+function parseExposition(text: string): Pick<Scrape, 'samples' | 'types'> {
   const samples: Sample[] = [];
   const types = new Map<string, string>();
   for (const line of text.split('\n')) {

@@ -25,7 +25,7 @@ export interface TcpProxy {
 }
 
 /** The PostgreSQL server the tests use, as host and port. */
-export function testServerAddress(): { host: string; port: number } {
+function testServerAddress(): { host: string; port: number } {
   const url = new URL(SERVER_URL);
   return { host: url.hostname, port: Number(url.port || 5432) };
 }

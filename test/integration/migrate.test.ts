@@ -12,15 +12,18 @@ import {
   assertSchemaCurrent,
   DEFAULT_MIGRATIONS_DIR,
   loadMigrations,
+  loadSchemaSource,
   migrate,
   schemaStatus,
 } from '../../src/db/migrate.ts';
-import type { Migration } from '../../src/db/migrate.ts';
+import type { Migration, SchemaSource } from '../../src/db/migrate.ts';
 import { DatabaseError } from '../../src/domain/errors.ts';
 import { createTestDatabase } from '../helpers/testDatabase.ts';
 import type { TestDatabase } from '../helpers/testDatabase.ts';
 
-const MIGRATIONS = loadMigrations();
+const SOURCE = loadSchemaSource();
+const MIGRATIONS = SOURCE.migrations;
+const withMigrations = (migrations: Migration[]): SchemaSource => ({ ...SOURCE, migrations });
 const LATEST = MIGRATIONS.length;
 const ALL_VERSIONS = MIGRATIONS.map((m) => m.version);
 
@@ -108,7 +111,7 @@ async function queueWorks(db: Database, queue: string): Promise<void> {
 describe('migrate on an empty database', () => {
   it('the real migrations directory holds at least the queue and notification migrations', () => {
     expect(ALL_VERSIONS).toEqual(ALL_VERSIONS.map((_, i) => i + 1));
-    expect(MIGRATIONS.slice(0, 2).map((m) => m.name)).toEqual(['pgmq_queue', 'queue_notifications']);
+    expect(MIGRATIONS[0]?.name).toBe('schemas_and_types');
     for (const m of MIGRATIONS) expect(m.checksum).toMatch(/^[0-9a-f]{64}$/);
   });
 
@@ -145,7 +148,13 @@ describe('migrate on an empty database', () => {
     expect(await appliedRows(db)).toHaveLength(LATEST);
 
     const status = await schemaStatus(db);
-    expect(status).toEqual({ current: LATEST, latest: LATEST, pending: [] });
+    expect(status).toEqual({
+      current: LATEST,
+      latest: LATEST,
+      pending: [],
+      pendingFunctions: [],
+      legacyLayout: false,
+    });
     await expect(assertSchemaCurrent(db)).resolves.toBeUndefined();
     await queueWorks(db, 'after_migrate');
   });
@@ -153,7 +162,7 @@ describe('migrate on an empty database', () => {
   it('a database one migration behind: migrate applies just the missing one', async () => {
     const { db } = await emptyDatabase();
     const older = MIGRATIONS.slice(0, -1);
-    const first = await migrate(db, older);
+    const first = await migrate(db, withMigrations(older));
     expect(first.applied.map((m) => m.version)).toEqual(older.map((m) => m.version));
 
     const status = await schemaStatus(db);
@@ -233,19 +242,66 @@ describe('migrate on an empty database', () => {
     expect(edited[0]?.checksum).not.toBe(MIGRATIONS[0]?.checksum);
 
     for (const attempt of [
-      () => migrate(db, edited),
-      () => schemaStatus(db, edited),
-      () => assertSchemaCurrent(db, edited),
+      () => migrate(db, withMigrations(edited)),
+      () => schemaStatus(db, withMigrations(edited)),
+      () => assertSchemaCurrent(db, withMigrations(edited)),
     ]) {
       const error = await rejection(attempt());
       expect(error.code).toBe('TASKER_MIGRATION_CHANGED');
-      expect(error.message).toContain('0001_pgmq_queue.sql');
+      expect(error.message).toContain('0001_schemas_and_types.sql');
       expect(error.message).toContain('was changed after it was applied');
       expect(error.details).toEqual({ version: 1 });
     }
     expect(await appliedRows(db)).toEqual(recorded);
     // the unmodified set is still accepted
     await expect(assertSchemaCurrent(db)).resolves.toBeUndefined();
+  });
+
+  it('function files: a new or edited file is applied on the next migrate (alone); until then services refuse, naming it', async () => {
+    const { db } = await emptyDatabase();
+    await migrate(db);
+    const probe = (value: number): SchemaSource => {
+      const sql = `CREATE OR REPLACE FUNCTION tasker.zz_probe() RETURNS integer LANGUAGE sql AS $$ SELECT ${value} $$;`;
+      const file = { file: 'zz_probe.sql', sql, checksum: createHash('sha256').update(sql).digest('hex') };
+      return { ...SOURCE, functions: [...SOURCE.functions, file] };
+    };
+    for (const value of [1, 2]) {
+      const source = probe(value);
+      const status = await schemaStatus(db, source);
+      expect(status.pending).toEqual([]);
+      expect(status.pendingFunctions.map((f) => f.file)).toEqual(['zz_probe.sql']);
+      const error = await rejection(assertSchemaCurrent(db, source));
+      expect(error.code).toBe('TASKER_SCHEMA_NOT_MIGRATED');
+      expect(error.message).toContain('zz_probe.sql');
+
+      const report = await migrate(db, source);
+      expect(report.applied).toEqual([]);
+      expect(report.appliedFunctions.map((f) => f.file)).toEqual(['zz_probe.sql']);
+      const { rows } = await db.query<{ v: number }>('SELECT tasker.zz_probe() AS v');
+      expect(rows[0]?.v).toBe(value);
+      await expect(assertSchemaCurrent(db, source)).resolves.toBeUndefined();
+      expect((await migrate(db, source)).appliedFunctions).toEqual([]);
+    }
+    const { rows } = await db.query<{ checksum: string }>(
+      "SELECT checksum FROM tasker.schema_function_files WHERE file = 'zz_probe.sql'",
+    );
+    expect(rows[0]?.checksum).toBe(probe(2).functions.at(-1)?.checksum);
+  });
+
+  it('a failing function file rolls back the whole run, naming the file', async () => {
+    const { db } = await emptyDatabase();
+    const sql =
+      'CREATE OR REPLACE FUNCTION tasker.zz_broken() RETURNS integer LANGUAGE sql AS $$ SELECT 1 $$;\nSELECT no_such_function();\n';
+    const broken: SchemaSource = {
+      ...SOURCE,
+      functions: [...SOURCE.functions, { file: 'zz_broken.sql', sql, checksum: 'x' }],
+    };
+    const error = await rejection(migrate(db, broken));
+    expect(error.code).toBe('TASKER_MIGRATION_FAILED');
+    expect(error.message).toContain('src/db/sql/zz_broken.sql');
+    expect(error.message).toContain('Nothing was applied');
+    expect(await exists(db, 'schema', 'tasker')).toBe(false);
+    expect(await exists(db, 'schema', 'pgmq')).toBe(false);
   });
 
   it('a failing migration rolls back all of them: nothing is applied, and a fixed set then migrates', async () => {
@@ -263,7 +319,7 @@ describe('migrate on an empty database', () => {
     const withBroken = loadMigrations(dir);
     expect(withBroken.map((m) => m.version)).toEqual([...ALL_VERSIONS, brokenVersion]);
 
-    const error = await rejection(migrate(db, withBroken));
+    const error = await rejection(migrate(db, withMigrations(withBroken)));
     expect(error.code).toBe('TASKER_MIGRATION_FAILED');
     expect(error.message).toContain(brokenFile);
     expect(error.message).toContain('no_such_table');

@@ -1,8 +1,10 @@
 /**
- * Migration 0012: a queue read costs about the same however many messages in the queue are not visible. A
- * step in progress holds its message under a lease, and a retry waits as a message with a later vt; before
- * 0012 every read stepped over all of them ("vt <= clock_timestamp() ORDER BY msg_id": 4,213 blocks to find
- * nothing behind 3,000 leased messages), so every claim, poll and refill of a busy worker paid for them.
+ * A queue read costs about the same however many messages in the queue are not visible (the (vt, msg_id + 0)
+ * index of src/db/sql/pgmq_queues.sql (pgmq._create), read by src/db/sql/pgmq_messages.sql (pgmq.read) and
+ * tasker._q_read). A step in progress holds its message under a lease, and a retry waits as a message with a
+ * later vt; reading in msg_id order stepped over all of them ("vt <= clock_timestamp() ORDER BY msg_id": 4,213
+ * blocks to find nothing behind 3,000 leased messages), so every claim, poll and refill of a busy worker paid
+ * for them.
  *
  * Each case reads once on a queue whose hidden messages are few, and again after thousands more are leased or
  * delayed, counting the blocks of the queue table and its indexes read in that transaction
@@ -27,7 +29,7 @@ interface Read {
   ids: string[];
 }
 
-describe('queue reads with many hidden messages (migration 0012)', () => {
+describe('queue reads with many hidden messages', () => {
   const getTestDb = useTestDatabase();
   let db: Database;
   /** One session: the hot path keeps its generic plans per session, made on the first (small) read. */
@@ -114,8 +116,8 @@ describe('queue reads with many hidden messages (migration 0012)', () => {
       await send(c.queue, LEASED);
       await leaseAll(c.queue);
       await send(c.queue, DELAYED, 3600);
-      // Leasing leaves a dead index entry per message, which a read steps over until they are vacuumed, before
-      // 0012 as after. Autovacuum clears them on a live system; measure() does it by hand.
+      // Leasing leaves a dead index entry per message, which a read steps over until they are vacuumed, whatever
+      // the index. Autovacuum clears them on a live system; measure() does it by hand.
       const grown = await measure();
 
       for (const { empty, found, visible } of [small, grown]) {
@@ -129,14 +131,15 @@ describe('queue reads with many hidden messages (migration 0012)', () => {
     },
   );
 
-  // Migrations 0017 and 0018: statements planned once per session, usually on an empty queue (every engine start
-  // begins so, and the bench empties its queues), must still find their rows by key on a queue of thousands.
-  // 0017: the read's UPDATE joined the locked rows to the queue table, and the plan read the whole primary key.
-  // 0018: naming rows by "msg_id = ANY(...)" was no cure: the index on (vt, msg_id) holds msg_id too, and the plan
-  // for an empty queue scanned all of that index, checking its second column, for the read's UPDATE, the archive
-  // of a finished step's message and the heartbeat's set_vt (the bench's worker and orchestrator spent 44 ms a
-  // read behind 50,000 queued messages). Counted as blocks of the queue table and its indexes: such a scan finds
-  // few entries but reads every page. The hot-path settings are those of the session (see beforeAll).
+  // Statements planned once per session, usually on an empty queue (every engine start begins so, and the bench
+  // empties its queues), must still find their rows by key on a queue of thousands (src/db/sql/pgmq_messages.sql
+  // (pgmq.read), src/db/sql/pgmq_queues.sql (pgmq._create), src/db/sql/queue_dispatch.sql (tasker._q_*)).
+  // The read's UPDATE once joined the locked rows to the queue table, and the plan read the whole primary key.
+  // Naming rows by "msg_id = ANY(...)" was no cure while the index was on (vt, msg_id): it holds msg_id too, and
+  // the plan for an empty queue scanned all of that index, checking its second column, for the read's UPDATE, the
+  // archive of a finished step's message and the heartbeat's set_vt (the bench's worker and orchestrator spent
+  // 44 ms a read behind 50,000 queued messages). Counted as blocks of the queue table and its indexes: such a scan
+  // finds few entries but reads every page. The hot-path settings are those of the session (see beforeAll).
   const PLANNED_EMPTY = {
     "tasker's static read (tasker._q_read)": {
       sql: 'SELECT msg_id FROM tasker._q_read($1, 30, 5)',

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../helpers/testDatabase.ts';
 
-/** tasker.uuid_generate_v7(), every engine key's default (migration 0016 takes its random bits from random()). */
+/** tasker.uuid_generate_v7(), every engine key's default (src/db/sql/identity.sql: its random bits come from random()). */
 describe('tasker.uuid_generate_v7', () => {
   const getDb = useTestDatabase();
 

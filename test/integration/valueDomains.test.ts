@@ -5,8 +5,9 @@ import { TASK_STATES } from '../../src/domain/state/taskStates.ts';
 import { useTestDatabase } from '../helpers/testDatabase.ts';
 
 /**
- * Migration 0014 moved the value checks of tasks and workflow_steps from table CHECK constraints into domains
- * (a table's CHECKs are parsed again by every statement that writes it). The rules must stay what they were:
+ * The value checks of tasks and workflow_steps are domains (migrations/0001_schemas_and_types.sql), not table
+ * CHECK constraints (a table's CHECKs are parsed again by every statement that writes it). The rules must stay
+ * what they were:
  * each column is of its domain, each domain allows exactly the values the TypeScript domain code knows, and a
  * bad value written to the table is refused with check_violation.
  */

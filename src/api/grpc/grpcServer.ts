@@ -21,7 +21,7 @@ import { StandardHealth } from './standardHealth.ts';
 import { taskerHealthHandlers } from './taskerHealthService.ts';
 
 export { reportFromChecks } from './healthReport.ts';
-export type { ComponentHealth, HealthCheck, HealthReport, HealthStatus } from './healthReport.ts';
+export type { HealthCheck, HealthReport } from './healthReport.ts';
 
 export interface GrpcServerOptions {
   role: 'orchestration' | 'worker';

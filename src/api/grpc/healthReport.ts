@@ -3,7 +3,7 @@ import type { Logger } from '../../observability/logger.ts';
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
 
-export interface ComponentHealth {
+interface ComponentHealth {
   status: HealthStatus;
   message?: string;
   duration_ms?: number;

@@ -20,7 +20,7 @@ import { buildFileDescriptorProtos } from './reflectionDescriptors.ts';
  */
 
 /** `<package root>/proto`; this module sits three folders below the root both in src/ and in dist/. */
-export const TASKER_PROTO_DIR = fileURLToPath(new URL('../../../proto/', import.meta.url));
+const TASKER_PROTO_DIR = fileURLToPath(new URL('../../../proto/', import.meta.url));
 
 const require = createRequire(import.meta.url);
 
@@ -45,7 +45,7 @@ export const TASKER_HEALTH_SERVICE = 'tasker.v1.HealthService';
  * How messages look in JavaScript, for servers and clients alike: proto field names as written
  * (`duration_ms`), enums as their names, 64-bit integers as strings, absent fields as their defaults.
  */
-export const PROTO_LOADER_OPTIONS: Options = {
+const PROTO_LOADER_OPTIONS: Options = {
   keepCase: true,
   longs: String,
   enums: String,

@@ -3,7 +3,7 @@ import { HealthImplementation, service as healthServiceDefinition } from 'grpc-h
 import type { ServingStatus } from 'grpc-health-check';
 
 /** The name a client passes to grpc.health.v1.Health/Check for the health of the whole server. */
-export const OVERALL_HEALTH = '';
+const OVERALL_HEALTH = '';
 
 /**
  * The name for a liveness probe: SERVING for as long as the process answers at all. The other names follow

@@ -3,7 +3,7 @@ import type { Logger } from '../../observability/logger.ts';
 import type { HealthReport, HealthStatus } from './healthReport.ts';
 
 /** Facts about the process that do not change while it runs; they fill HealthInfo. */
-export interface ProcessInfo {
+interface ProcessInfo {
   role: 'orchestration' | 'worker';
   version: string;
   environment?: string;

@@ -22,7 +22,7 @@ import { validationFailure } from './validation.ts';
 /** Seconds a client should wait before retrying when the database is unreachable. */
 const DATABASE_RETRY_AFTER_SECONDS = 5;
 
-export interface ErrorBody {
+interface ErrorBody {
   error: { code: string; message: string; details?: Record<string, unknown> };
 }
 
@@ -135,7 +135,7 @@ function fromFastifyError(error: FastifyError, bodyLimitBytes: number): Mapped |
 }
 
 /** The response for any error thrown while handling a request. */
-export function mapError(error: unknown, requestId: string, bodyLimitBytes: number): Mapped {
+function mapError(error: unknown, requestId: string, bodyLimitBytes: number): Mapped {
   if (error instanceof ApiError) {
     return {
       status: error.status,

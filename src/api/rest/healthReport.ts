@@ -19,7 +19,7 @@ export interface HealthSources {
 export type ComponentStatus = 'healthy' | 'unhealthy';
 
 /** A check that has not answered within this counts as unhealthy: a probe must answer quickly. */
-export const COMPONENT_CHECK_TIMEOUT_MS = 3_000;
+const COMPONENT_CHECK_TIMEOUT_MS = 3_000;
 
 /** Runs `check`; healthy when it resolves within the timeout, unhealthy when it throws or is late. */
 export async function componentStatus(check: () => Promise<unknown>): Promise<ComponentStatus> {

@@ -9,12 +9,12 @@ import { ApiError } from './apiError.ts';
 import type { FieldProblem } from './apiError.ts';
 
 /** Deeper documents are refused before parsing. */
-export const MAX_JSON_DEPTH = 64;
+const MAX_JSON_DEPTH = 64;
 
 const JSON_CONTENT_TYPES = ['application/json', /^application\/[a-z0-9.-]+\+json$/i] as const;
 
 /** Nesting depth of a JSON text, counted outside string literals; stops early past `limit`. */
-export function jsonDepth(text: string, limit: number): number {
+function jsonDepth(text: string, limit: number): number {
   let depth = 0;
   let max = 0;
   let inString = false;
@@ -84,7 +84,7 @@ function unstorable(value: unknown, path: string[], found: FieldProblem[]): void
   }
 }
 
-export function parseJsonBody(text: string): unknown {
+function parseJsonBody(text: string): unknown {
   // An empty body is "no body": routes that need one say so through their own validation.
   if (text.trim() === '') return undefined;
   const depth = jsonDepth(text, MAX_JSON_DEPTH);

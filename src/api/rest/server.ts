@@ -73,8 +73,8 @@ export interface RestServerOptions {
   tracing?: TaskerTracing;
 }
 
-export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 

@@ -2,8 +2,11 @@ import type { NotificationListener } from '../../messaging/pgmq/notificationList
 import type { Logger } from '../../observability/logger.ts';
 import { silentLogger } from '../../observability/logger.ts';
 
-/** Sent by the trigger of migrations/0007 when a task reaches a terminal state: `<task_uuid>:<state>`. */
-export const TASK_FINISHED_CHANNEL = 'tasker_task_finished';
+/**
+ * Sent when a task reaches a terminal state, `<task_uuid>:<state>`: the trigger on tasker.tasks in
+ * migrations/0003_templates_and_tasks.sql, tasker._notify_task_finished in src/db/sql/queue_notifications.sql.
+ */
+const TASK_FINISHED_CHANNEL = 'tasker_task_finished';
 
 /** Without any notification, a waiter re-checks the database this often (a lost NOTIFY costs this much). */
 const RECHECK_MS = 1_000;

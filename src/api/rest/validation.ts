@@ -11,7 +11,7 @@ import type { FastifySchemaCompiler } from 'fastify';
 import { ApiError, quoteInput } from './apiError.ts';
 import type { FieldProblem } from './apiError.ts';
 
-export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const UUID_EXAMPLE = '01966b4e-8a3c-7d2e-9f10-3b5c7a9e1d42';
 
 const ISO_TIMESTAMP =

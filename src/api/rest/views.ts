@@ -13,8 +13,6 @@ export function iso(value: Date | string | null): string | null {
   return (value instanceof Date ? value : new Date(value)).toISOString();
 }
 
-export type StepView = ReturnType<typeof stepView>;
-
 export function stepView(row: StepViewRow) {
   return {
     ...row,

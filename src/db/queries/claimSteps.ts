@@ -6,9 +6,14 @@ export interface ClaimedStep {
   stepUuid: string;
   stepName: string;
   handlerCallable: string;
-  inputs: Record<string, unknown>;
-  context: Record<string, unknown>;
-  /** 1-based: this run's attempt number, also the fencing token for completeStep. */
+  /**
+   * The template's `handler.initialization` for this step, stored in the column workflow_steps.inputs: the
+   * handler's `config`.
+   */
+  handlerInitialization: Record<string, unknown>;
+  /** The task's context as submitted (column tasks.context): the handler's `input`. */
+  taskContext: Record<string, unknown>;
+  /** 1-based: this run's attempt number, also the fencing token for completeManyAndClaim. */
   attempt: number;
   maxAttempts: number;
   timeoutSeconds: number | null;
@@ -59,8 +64,8 @@ export function toClaimedStep(row: ClaimRow): ClaimedStep {
     stepUuid: row.step_uuid,
     stepName: row.step_name,
     handlerCallable: row.handler_callable,
-    inputs: row.inputs,
-    context: row.context,
+    handlerInitialization: row.inputs,
+    taskContext: row.context,
     attempt: row.attempt,
     maxAttempts: row.max_attempts,
     timeoutSeconds: row.timeout_seconds,

@@ -1,4 +1,4 @@
-import type { Database, Queryable, SqlParam } from '../database.ts';
+import type { Database, Queryable } from '../database.ts';
 import { toClaimedStep } from './claimSteps.ts';
 import type { ClaimedStep, ClaimRow } from './claimSteps.ts';
 
@@ -24,33 +24,6 @@ export interface StepCompletion {
   inline: boolean;
 }
 
-function completionParams(input: StepCompletion): SqlParam[] {
-  return [
-    input.taskUuid,
-    input.stepUuid,
-    input.attempt,
-    input.success,
-    JSON.stringify(input.payload ?? null),
-    input.workerId,
-    Math.round(input.executionMs),
-    input.inline,
-  ];
-}
-
-/**
- * Stores a step's result and releases its lease in one commit (tasker.complete_step). Only the worker still
- * holding the claim (`attempt` matches) can store; anything else is 'stale' and changes nothing. With
- * `inline`, the same commit also applies the result; otherwise it is signalled on orchestration_step_results.
- */
-export async function completeStep(db: Queryable, input: StepCompletion): Promise<CompleteOutcome> {
-  const { rows } = await db.query<{ outcome: CompleteOutcome }>(
-    'SELECT tasker.complete_step($1, $2, $3, $4, $5::jsonb, $6, $7, $8) AS outcome',
-    completionParams(input),
-    { name: 'tasker_complete_step' },
-  );
-  return rows[0]?.outcome ?? 'stale';
-}
-
 /** A wake-up signal to send once the transaction that sent these messages has committed. */
 export interface PendingSignal {
   queue: string;
@@ -63,7 +36,7 @@ export interface PendingSignal {
  * through a WAL flush (every notifying commit in a database runs one at a time). The signal is a hint:
  * polling finds the messages if it is lost.
  */
-export async function signalSent(db: Queryable, signal: PendingSignal): Promise<void> {
+async function signalSent(db: Queryable, signal: PendingSignal): Promise<void> {
   await db.query('SELECT tasker.signal_sent($1, $2::bigint[])', [signal.queue, signal.msgIds], {
     name: 'tasker_signal_sent',
   });
@@ -128,47 +101,6 @@ export function signalSoon(db: Queryable, signal: PendingSignal): Promise<void> 
   return current.done;
 }
 
-type CompleteAndClaimRow = { outcome: CompleteOutcome } & Partial<ClaimRow> & {
-    notify_queue: string | null;
-    notify_msg_ids: (string | number)[] | null;
-  };
-
-/**
- * completeStep, then in the same round trip and the same (durable) commit, claims up to `claimLimit` more
- * steps of `namespace` for this worker — often the very step this result just made ready
- * (tasker.complete_and_claim). A chain of steps then costs one commit per step and no wake-up in between:
- * steps the result made ready and this call claimed itself are not signalled to anyone.
- * With `deferSignal`, the commit sends no notification; what is left to signal is returned as `signal`, to
- * be sent with signalSent() (a pool, not a transaction: it must run after this commit).
- */
-export async function completeAndClaim(
-  db: Queryable,
-  input: StepCompletion,
-  claim: { namespace: string; leaseSeconds: number; limit: number; deferSignal?: boolean },
-): Promise<{ outcome: CompleteOutcome; claimed: ClaimedStep[]; signal: PendingSignal | null }> {
-  const { rows } = await db.query<CompleteAndClaimRow>(
-    'SELECT * FROM tasker.complete_and_claim($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11, $12)',
-    [
-      ...completionParams(input),
-      claim.namespace,
-      claim.leaseSeconds,
-      Math.max(0, claim.limit),
-      claim.deferSignal !== true,
-    ],
-    { name: 'tasker_complete_and_claim_v2' },
-  );
-  const outcome = rows[0]?.outcome ?? 'stale';
-  const claimed: ClaimedStep[] = [];
-  let signal: PendingSignal | null = null;
-  for (const row of rows) {
-    if (row.step_uuid != null) claimed.push(toClaimedStep(row as ClaimRow));
-    if (row.notify_queue != null && row.notify_msg_ids != null && row.notify_msg_ids.length > 0) {
-      signal = { queue: row.notify_queue, msgIds: row.notify_msg_ids.map(String) };
-    }
-  }
-  return { outcome, claimed, signal };
-}
-
 /** One worker result for completeManyAndClaim (the worker and the mode are per batch). */
 export type BatchedCompletion = Omit<StepCompletion, 'workerId' | 'inline'>;
 
@@ -178,10 +110,12 @@ interface CompleteManyRow extends Partial<ClaimRow> {
 }
 
 /**
- * completeAndClaim for several results of one worker in one round trip and one (durable) commit
- * (tasker.complete_many_and_claim): each result stored (and applied, with `inline`) in task order, the
- * children they made ready started for this worker, then (with `refill`) the rest of `limit` claimed from the
- * queue.
+ * The one way a step result is stored: one or more results of one worker in one round trip and one (durable)
+ * commit (tasker.complete_many_and_claim). Only the worker still holding the claim (`attempt` matches) can
+ * store; anything else is 'stale' and changes nothing. Each result is stored (and applied, with `inline`:
+ * next steps enqueued, task finalized; otherwise signalled on orchestration_step_results) in task order, the
+ * children they made ready are started for this worker, then (with `refill`) the rest of `limit` is claimed
+ * from the queue. A chain of steps then costs one commit per step and no wake-up in between.
  * `outcomes` maps step uuids to what storing did; `signals` are the wake-ups to send with signalSent() once
  * this has committed (none when `deferSignal` is false: then the commit sent them).
  */

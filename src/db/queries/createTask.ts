@@ -45,17 +45,17 @@ function isDatabase(db: Queryable): boolean {
 }
 
 /**
- * One commit: the task, its steps, edges and transitions, and the root steps enqueued (tasker.create_task).
- * `requestMsgId` archives the orchestration_task_requests message in the same commit.
- * A duplicate identity raises unique_violation on constraint tasks_identity_hash_key.
+ * One commit: the task, its steps, edges and transitions, and the root steps enqueued (tasker.create_tasks,
+ * the one creation entry point, with a batch of one). `requestMsgId` archives the orchestration_task_requests
+ * message in the same commit. A duplicate identity raises unique_violation on constraint tasks_identity_hash_key.
  *
  * On a pool, the workers' wake-up signal goes out right after that commit in a transaction of its own
- * (tasker.create_task_quiet, then signalSoon, not awaited): a commit that notifies holds PostgreSQL's
- * database-wide notify lock through its WAL flush, which made concurrent creations run one at a time, and
- * signalSoon merges the signals of concurrent creations. createTask returns once the task is committed,
- * before any worker has been told. Inside a caller's transaction, the signal is part of that transaction
- * (tasker.create_task) and goes out when it commits; so it does when nothing else of this process is using
- * the pool (one creation at a time), where the separate signal would only add a round trip.
+ * (p_notify false, then signalSoon, not awaited): a commit that notifies holds PostgreSQL's database-wide
+ * notify lock through its WAL flush, which made concurrent creations run one at a time, and signalSoon merges
+ * the signals of concurrent creations. createTask returns once the task is committed, before any worker has
+ * been told. Inside a caller's transaction, the signal is part of that transaction (p_notify true) and goes
+ * out when it commits; so it does when nothing else of this process is using the pool (one creation at a
+ * time), where the separate signal would only add a round trip.
  */
 export async function insertTask(
   db: Queryable,
@@ -64,19 +64,15 @@ export async function insertTask(
   edges: { from: string; to: string }[],
   requestMsgId?: string,
 ): Promise<CreatedTask> {
+  const item: CreateItem = { task, steps, edges, request_msg_id: requestMsgId ?? null };
   // Inside a caller's transaction the signal must ride in it; alone on the pool, riding in the commit saves
   // the signal's own round trip and holds up nobody (the same choice as the worker's completing commits).
   if (!isDatabase(db) || !poolIsBusy(db)) {
-    const { rows } = await db.query<{ task_uuid: string; current_state: string; enqueued_steps: number }>(
-      'SELECT task_uuid, current_state, enqueued_steps FROM tasker.create_task($1::jsonb, $2::jsonb, $3::jsonb, $4::bigint)',
-      [JSON.stringify(task), JSON.stringify(steps), JSON.stringify(edges), requestMsgId ?? null],
-      { name: 'tasker_create_task' },
-    );
-    const row = rows[0];
-    if (row === undefined) throw new Error('tasker.create_task returned no row');
+    const [row] = await createTasks(db, [item], true);
+    if (row === undefined) throw new Error('tasker.create_tasks returned no row');
     return { taskUuid: row.task_uuid, state: row.current_state, enqueuedSteps: row.enqueued_steps };
   }
-  return batchedCreate(db, { task, steps, edges, request_msg_id: requestMsgId ?? null });
+  return batchedCreate(db, item);
 }
 
 interface CreateItem {
@@ -86,12 +82,29 @@ interface CreateItem {
   request_msg_id: string | null;
 }
 
-interface QuietRow {
+interface CreatedRow {
   task_uuid: string;
   current_state: string;
   enqueued_steps: number;
   queue: string;
   msg_ids: (string | number)[] | null;
+}
+
+/**
+ * tasker.create_tasks: the tasks of `items` in the caller's commit, in order, one row each. With `notify`, the
+ * commit itself wakes the workers; without, the rows say which messages to signal after it.
+ */
+async function createTasks(
+  db: Queryable,
+  items: readonly CreateItem[],
+  notify: boolean,
+): Promise<CreatedRow[]> {
+  const { rows } = await db.query<CreatedRow>(
+    'SELECT task_uuid, current_state, enqueued_steps, queue, msg_ids FROM tasker.create_tasks($1::jsonb, $2)',
+    [JSON.stringify(items), notify],
+    { name: 'tasker_create_tasks' },
+  );
+  return rows;
 }
 
 interface PendingCreate {
@@ -130,21 +143,19 @@ function batchedCreate(db: Queryable, item: CreateItem): Promise<CreatedTask> {
   return new Promise<CreatedTask>((resolve, reject) => current.add({ item, resolve, reject }));
 }
 
-/** One batch of creations in one commit (tasker.create_tasks_quiet); a single one through createOne. */
+/** One batch of creations in one commit; a single one through createOne. */
 async function commitCreates(db: Queryable, batch: PendingCreate[]): Promise<void> {
   if (batch.length === 1) {
     await createOne(db, batch[0] as PendingCreate);
     return;
   }
-  let rows: QuietRow[];
+  let rows: CreatedRow[];
   try {
-    rows = (
-      await db.query<QuietRow>(
-        'SELECT task_uuid, current_state, enqueued_steps, queue, msg_ids FROM tasker.create_tasks_quiet($1::jsonb)',
-        [JSON.stringify(batch.map((pending) => pending.item))],
-        { name: 'tasker_create_tasks_quiet' },
-      )
-    ).rows;
+    rows = await createTasks(
+      db,
+      batch.map((pending) => pending.item),
+      false,
+    );
   } catch (error) {
     // A lost connection leaves it unknown whether the commit happened: every caller gets that error, as a
     // single creation's caller would. Anything else rolled the batch back: each task on its own.
@@ -159,7 +170,7 @@ async function commitCreates(db: Queryable, batch: PendingCreate[]): Promise<voi
   batch.forEach((pending, i) => {
     const row = rows[i];
     if (row === undefined) {
-      pending.reject(new Error('tasker.create_tasks_quiet returned fewer rows than tasks'));
+      pending.reject(new Error('tasker.create_tasks returned fewer rows than tasks'));
       return;
     }
     if (row.msg_ids !== null && row.msg_ids.length > 0) {
@@ -174,22 +185,11 @@ async function commitCreates(db: Queryable, batch: PendingCreate[]): Promise<voi
   for (const [queue, ids] of msgIds) void signalSoon(db, { queue, msgIds: ids });
 }
 
-/** One task in its own commit (tasker.create_task_quiet), its signal sent after the commit. */
+/** One task in its own commit, its signal sent after the commit. */
 async function createOne(db: Queryable, pending: PendingCreate): Promise<void> {
-  const { item } = pending;
   try {
-    const { rows } = await db.query<QuietRow>(
-      'SELECT task_uuid, current_state, enqueued_steps, queue, msg_ids FROM tasker.create_task_quiet($1::jsonb, $2::jsonb, $3::jsonb, $4::bigint)',
-      [
-        JSON.stringify(item.task),
-        JSON.stringify(item.steps),
-        JSON.stringify(item.edges),
-        item.request_msg_id,
-      ],
-      { name: 'tasker_create_task_quiet' },
-    );
-    const row = rows[0];
-    if (row === undefined) throw new Error('tasker.create_task_quiet returned no row');
+    const [row] = await createTasks(db, [pending.item], false);
+    if (row === undefined) throw new Error('tasker.create_tasks returned no row');
     if (row.msg_ids !== null && row.msg_ids.length > 0) {
       // Not awaited: the task is committed, and the caller need not wait for a hint. A lost signal only means
       // a worker finds the steps on its next poll.

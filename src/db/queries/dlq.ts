@@ -13,7 +13,6 @@ export const DLQ_REASONS = [
   'worker_unavailable',
   'manual_dlq',
 ] as const;
-export type DlqReason = (typeof DLQ_REASONS)[number];
 
 export const DLQ_RESOLUTION_STATUSES = [
   'pending',
@@ -21,7 +20,6 @@ export const DLQ_RESOLUTION_STATUSES = [
   'permanently_failed',
   'cancelled',
 ] as const;
-export type DlqResolutionStatus = (typeof DLQ_RESOLUTION_STATUSES)[number];
 
 /** What a pending entry may be closed as. */
 export const DLQ_CLOSING_STATUSES = ['manually_resolved', 'permanently_failed', 'cancelled'] as const;

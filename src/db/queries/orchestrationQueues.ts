@@ -18,43 +18,6 @@ export async function processStepResults(
   return rows[0]?.handled ?? 0;
 }
 
-export interface OrchestrationPass {
-  /** Step results applied (messages handled on orchestration_step_results). */
-  stepResults: number;
-  /** Finalization requests handled. */
-  finalizations: number;
-  /** Whether orchestration_task_requests holds visible messages (created in TypeScript, not here). */
-  taskRequestsWaiting: boolean;
-}
-
-/**
- * One round trip for the orchestrator's look at its queues (tasker.process_orchestration_queues): applies
- * up to `limit` step results and handles up to `limit` finalization requests in one commit, and says
- * whether task requests wait.
- */
-export async function processOrchestrationQueues(
-  db: Queryable,
-  limit: number,
-  visibilitySeconds: number,
-  processorUuid: string,
-): Promise<OrchestrationPass> {
-  const { rows } = await db.query<{
-    step_results: number;
-    finalizations: number;
-    task_requests_waiting: boolean;
-  }>(
-    'SELECT step_results, finalizations, task_requests_waiting FROM tasker.process_orchestration_queues($1, $2, $3)',
-    [limit, visibilitySeconds, processorUuid],
-    { name: 'tasker_process_orchestration_queues' },
-  );
-  const row = rows[0];
-  return {
-    stepResults: row?.step_results ?? 0,
-    finalizations: row?.finalizations ?? 0,
-    taskRequestsWaiting: row?.task_requests_waiting ?? false,
-  };
-}
-
 /** Re-evaluates the tasks named in orchestration_task_finalizations messages; returns messages handled. */
 export async function processFinalizationRequests(
   db: Queryable,

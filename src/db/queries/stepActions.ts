@@ -18,13 +18,9 @@ export type StepAction =
       reason?: string;
     };
 
-export type StepActionName = StepAction['action'];
+type StepActionName = StepAction['action'];
 
-export const STEP_ACTIONS: readonly StepActionName[] = [
-  'reset_for_retry',
-  'resolve_manually',
-  'complete_manually',
-];
+const STEP_ACTIONS: readonly StepActionName[] = ['reset_for_retry', 'resolve_manually', 'complete_manually'];
 
 export interface StepActionOutcome {
   taskUuid: string;

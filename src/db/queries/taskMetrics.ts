@@ -6,7 +6,6 @@ import type { Queryable } from '../database.ts';
 
 import { TERMINAL_TASK_STATES as TERMINAL_STATES } from '../../domain/state/taskStates.ts';
 import type { TerminalTaskState } from '../../domain/state/taskStates.ts';
-export type { TerminalTaskState };
 
 /**
  * Tasks not in a terminal state. The WHERE clause is the predicate of the partial index tasks_active_idx, so
@@ -43,7 +42,7 @@ export async function queueMetricsAll(db: Queryable): Promise<QueueMetricsRow[]>
 }
 
 /** The smallest UUIDv7 of a millisecond: transitions with ids from it on were created at or after it. */
-export function uuidV7Floor(unixMs: number): string {
+function uuidV7Floor(unixMs: number): string {
   const hex = Math.max(0, Math.floor(unixMs)).toString(16).padStart(12, '0');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-0000-0000-000000000000`;
 }

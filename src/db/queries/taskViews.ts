@@ -52,7 +52,7 @@ export async function getTaskView(db: Queryable, taskUuid: string): Promise<Task
 }
 
 /** A step row without readiness and dependency names (see TaskSnapshotRow). */
-export type StepSnapshotRow = Omit<
+type StepSnapshotRow = Omit<
   StepViewRow,
   'dependencies' | 'ready' | 'dependencies_satisfied' | 'retry_eligible'
 >;

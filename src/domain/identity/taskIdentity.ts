@@ -8,7 +8,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { ValidationError } from '../errors.ts';
 
-export type IdentityStrategy = 'strict' | 'caller_provided' | 'always_unique';
+type IdentityStrategy = 'strict' | 'caller_provided' | 'always_unique';
 
 /** Deeper values are rejected with a clear error instead of overflowing the stack. */
 export const MAX_CANONICAL_JSON_DEPTH = 512;

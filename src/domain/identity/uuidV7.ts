@@ -8,7 +8,8 @@ import { v7 } from 'uuid';
  * Why a pool: uuid's v7() asks the operating system for 16 fresh bytes per key (crypto.getRandomValues), and
  * that system call costs about 4.4 µs on the 2-core reference VM, 40 % of what creating a one-step task costs
  * in Node (two keys: the task's and the step's). The pool holds the same cryptographically strong bytes,
- * fetched 256 keys at a time. Migration 0016 made the same trade for the keys PostgreSQL makes.
+ * fetched 256 keys at a time. tasker.uuid_generate_v7 (src/db/sql/identity.sql) makes the same trade for the keys
+ * PostgreSQL makes.
  *
  * Keys stay monotonic within a process as uuid's own are: in one millisecond the counter counts up from a random
  * start (and a full counter moves on to the next millisecond), so the steps of a task sort in the order they

@@ -22,17 +22,17 @@ export interface StepStateCounts {
   readonly ready: number;
 }
 
-export type ExecutionStatus =
+type ExecutionStatus =
   'blocked_by_failures' | 'has_ready_steps' | 'processing' | 'all_complete' | 'waiting_for_dependencies';
 
-export type RecommendedAction =
+type RecommendedAction =
   | 'handle_failures'
   | 'execute_ready_steps'
   | 'wait_for_completion'
   | 'finalize_task'
   | 'wait_for_dependencies';
 
-export type HealthStatus = 'healthy' | 'recovering' | 'blocked' | 'unknown';
+type HealthStatus = 'healthy' | 'recovering' | 'blocked' | 'unknown';
 
 export interface ExecutionContext {
   readonly executionStatus: ExecutionStatus;

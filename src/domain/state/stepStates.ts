@@ -2,18 +2,16 @@
  * The workflow step state machine: tasker-core's 10 states and its transition table (reference §2.2), kept as
  * data, plus `lease_expired` for steps whose worker died (DESIGN §3: leases, not early acks).
  *
- * Guards that need data are the caller's: `retry` out of `error` and `lease_expired` should only be fired
- * when the step may run again (`retryDecision` in domain/retry/backoff.ts); when it may not, fire `fail`.
+ * What runs is SQL: `tasker._record_step_transition` compare-and-sets a step and refuses any
+ * `(from_state, to_state)` that is not a row of `tasker.step_state_transitions`. `STEP_TRANSITIONS` documents
+ * the same machine with the event behind each edge; test/integration/stateTransitionTables.test.ts checks
+ * that its `(from, to)` pairs are exactly that table's rows, so neither can change alone. (The event names
+ * the SQL writes into transition metadata are not part of that check.)
+ *
+ * Guards that need data, such as whether a step may run again, belong to the SQL that fires each event.
  */
-import {
-  edgesOf,
-  eventsFrom,
-  freezeTable,
-  lookupTransition,
-  targetsFrom,
-  transitionOrThrow as transitionOrThrowIn,
-} from './transitionTable.ts';
-import type { StateMachineDefinition, TransitionEdge, TransitionResult } from './transitionTable.ts';
+import { edgesOf, freezeTable } from './transitionTable.ts';
+import type { TransitionEdge } from './transitionTable.ts';
 
 export const STEP_STATES = [
   'pending',
@@ -43,8 +41,8 @@ export const AWAITING_ORCHESTRATION_STEP_STATES = [
 ] as const;
 
 /**
- * Every step event, in the order of the transition table. Payload fields on `StepEvent` are carried into
- * the transition's metadata for the audit trail; the machine itself looks only at `type`.
+ * Every step event, in the order of the transition table. `StepEvent` documents each one with the payload
+ * its transition's metadata may carry for the audit trail.
  */
 export const STEP_EVENT_TYPES = [
   'enqueue',
@@ -63,7 +61,7 @@ export const STEP_EVENT_TYPES = [
 ] as const;
 export type StepEventType = (typeof STEP_EVENT_TYPES)[number];
 
-export type StepEvent =
+type StepEvent =
   /** Orchestration committed the step as enqueued before sending its message ("state before queue"). */
   | { readonly type: 'enqueue' }
   /** A worker claims the step; `pending -> in_progress` is tasker-core's legacy direct path. */
@@ -152,14 +150,6 @@ export const STEP_TRANSITIONS = freezeTable<StepState, StepEventType>({
   resolved_manually: {},
 });
 
-const STEP_MACHINE: StateMachineDefinition<StepState, StepEventType> = {
-  machine: 'step',
-  states: STEP_STATES,
-  events: STEP_EVENT_TYPES,
-  terminal: TERMINAL_STEP_STATES,
-  table: STEP_TRANSITIONS,
-};
-
 export function isStepState(value: unknown): value is StepState {
   return typeof value === 'string' && (STEP_STATES as readonly string[]).includes(value);
 }
@@ -168,29 +158,9 @@ export function isTerminal(state: StepState): state is TerminalStepState {
   return (TERMINAL_STEP_STATES as readonly string[]).includes(state);
 }
 
-/** The state `event` leads to from `from`, or why it is not allowed. Pure; never throws. */
-export function transition(from: StepState, event: StepEvent): TransitionResult<StepState> {
-  return lookupTransition(STEP_MACHINE, from, event.type);
-}
-
-/** Like `transition`, but throws a ValidationError `TASKER_INVALID_TRANSITION` when not allowed. */
-export function transitionOrThrow(from: StepState, event: StepEvent): StepState {
-  return transitionOrThrowIn(STEP_MACHINE, from, event.type);
-}
-
-/** The states reachable from `from` in one transition, in `STEP_STATES` order. */
-export function allowedTargets(from: StepState): StepState[] {
-  return targetsFrom(STEP_MACHINE, from);
-}
-
-/** The events `from` accepts, in `STEP_EVENT_TYPES` order. */
-export function allowedEvents(from: StepState): StepEventType[] {
-  return eventsFrom(STEP_MACHINE, from);
-}
-
-/** Every allowed `(from, event, to)`, for generating SQL CHECKs and docs. */
+/** Every allowed `(from, event, to)`, in `STEP_STATES` then `STEP_EVENT_TYPES` order. */
 export function stepTransitionEdges(): TransitionEdge<StepState, StepEventType>[] {
-  return edgesOf(STEP_MACHINE);
+  return edgesOf(STEP_STATES, STEP_EVENT_TYPES, STEP_TRANSITIONS);
 }
 
-export type { TransitionEdge, TransitionResult } from './transitionTable.ts';
+export type { TransitionEdge } from './transitionTable.ts';

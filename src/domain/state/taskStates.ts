@@ -2,18 +2,14 @@
  * The task state machine: tasker-core's 12 states and its transition table (reference §2.1), kept as data.
  *
  * A task's current state is the latest row of its append-only transitions table, written by compare-and-set
- * (DESIGN §3). This module only answers "from this state, which state does this event lead to?"; whether the
- * event should fire (for example, whether any step is ready) is the caller's decision.
+ * (DESIGN §3) in SQL: `tasker._record_task_transition` refuses any `(from_state, to_state)` that is not a row
+ * of `tasker.task_state_transitions`. `TASK_TRANSITIONS` documents the same machine with the event behind each
+ * edge; test/integration/stateTransitionTables.test.ts checks that its `(from, to)` pairs are exactly that
+ * table's rows, so neither can change alone. Whether an event should fire (for example, whether any step is
+ * ready) is decided by the SQL that fires it.
  */
-import {
-  edgesOf,
-  eventsFrom,
-  freezeTable,
-  lookupTransition,
-  targetsFrom,
-  transitionOrThrow as transitionOrThrowIn,
-} from './transitionTable.ts';
-import type { StateMachineDefinition, TransitionEdge, TransitionResult } from './transitionTable.ts';
+import { edgesOf, freezeTable } from './transitionTable.ts';
+import type { TransitionEdge } from './transitionTable.ts';
 
 export const TASK_STATES = [
   'pending',
@@ -46,8 +42,8 @@ export const ACTIVE_TASK_STATES = [
 export const PROCESSABLE_TASK_STATES = ['pending', 'waiting_for_dependencies', 'waiting_for_retry'] as const;
 
 /**
- * Every task event, in the order of the transition table. Payload fields on `TaskEvent` are carried into
- * the transition's metadata for the audit trail; the machine itself looks only at `type`.
+ * Every task event, in the order of the transition table. `TaskEvent` documents each one with the payload
+ * its transition's metadata may carry for the audit trail.
  */
 export const TASK_EVENT_TYPES = [
   'start',
@@ -74,7 +70,7 @@ export const TASK_EVENT_TYPES = [
 ] as const;
 export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
 
-export type TaskEvent =
+type TaskEvent =
   /** The task was created; the initializer takes it. */
   | { readonly type: 'start' }
   | { readonly type: 'ready_steps_found'; readonly readyStepCount?: number }
@@ -161,14 +157,6 @@ export const TASK_TRANSITIONS = freezeTable<TaskState, TaskEventType>({
   resolved_manually: {},
 });
 
-const TASK_MACHINE: StateMachineDefinition<TaskState, TaskEventType> = {
-  machine: 'task',
-  states: TASK_STATES,
-  events: TASK_EVENT_TYPES,
-  terminal: TERMINAL_TASK_STATES,
-  table: TASK_TRANSITIONS,
-};
-
 export function isTaskState(value: unknown): value is TaskState {
   return typeof value === 'string' && (TASK_STATES as readonly string[]).includes(value);
 }
@@ -177,29 +165,9 @@ export function isTerminal(state: TaskState): state is TerminalTaskState {
   return (TERMINAL_TASK_STATES as readonly string[]).includes(state);
 }
 
-/** The state `event` leads to from `from`, or why it is not allowed. Pure; never throws. */
-export function transition(from: TaskState, event: TaskEvent): TransitionResult<TaskState> {
-  return lookupTransition(TASK_MACHINE, from, event.type);
-}
-
-/** Like `transition`, but throws a ValidationError `TASKER_INVALID_TRANSITION` when not allowed. */
-export function transitionOrThrow(from: TaskState, event: TaskEvent): TaskState {
-  return transitionOrThrowIn(TASK_MACHINE, from, event.type);
-}
-
-/** The states reachable from `from` in one transition, in `TASK_STATES` order. */
-export function allowedTargets(from: TaskState): TaskState[] {
-  return targetsFrom(TASK_MACHINE, from);
-}
-
-/** The events `from` accepts, in `TASK_EVENT_TYPES` order. */
-export function allowedEvents(from: TaskState): TaskEventType[] {
-  return eventsFrom(TASK_MACHINE, from);
-}
-
-/** Every allowed `(from, event, to)`, for generating SQL CHECKs and docs. */
+/** Every allowed `(from, event, to)`, in `TASK_STATES` then `TASK_EVENT_TYPES` order. */
 export function taskTransitionEdges(): TransitionEdge<TaskState, TaskEventType>[] {
-  return edgesOf(TASK_MACHINE);
+  return edgesOf(TASK_STATES, TASK_EVENT_TYPES, TASK_TRANSITIONS);
 }
 
-export type { TransitionEdge, TransitionResult } from './transitionTable.ts';
+export type { TransitionEdge } from './transitionTable.ts';

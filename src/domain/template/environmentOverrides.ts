@@ -20,7 +20,7 @@ import { closestMatch } from './suggest.ts';
 import type { Path, TemplateSource } from './templateSource.ts';
 
 /** Applies to every step. */
-export const ALL_STEPS = 'ALL';
+const ALL_STEPS = 'ALL';
 
 export interface StepOverride {
   /** A step name or `ALL`. */

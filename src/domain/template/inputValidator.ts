@@ -15,18 +15,18 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { ValidationError } from '../errors.ts';
 
 /** One way a context fails its schema. */
-export interface InputFieldError {
+interface InputFieldError {
   /** JSON pointer into the context (`/customer/email`), or `(root)` for the context itself. */
   path: string;
   /** e.g. `must have required property 'amount'`, `must be string`. */
   message: string;
 }
 
-export type InputValidation = { ok: true } | { ok: false; errors: InputFieldError[] };
+type InputValidation = { ok: true } | { ok: false; errors: InputFieldError[] };
 
 export type InputValidator = (context: unknown) => InputValidation;
 
-export const JSON_SCHEMA_DRAFTS = {
+const JSON_SCHEMA_DRAFTS = {
   '2020-12': 'https://json-schema.org/draft/2020-12/schema',
   'draft-07': 'http://json-schema.org/draft-07/schema#',
 } as const;

@@ -17,7 +17,7 @@ export interface TemplateProblem {
 }
 
 /** `file:line:col: path: message`, then the hint on its own indented line. */
-export function formatTemplateProblem(problem: TemplateProblem): string {
+function formatTemplateProblem(problem: TemplateProblem): string {
   const location =
     problem.line === null ? problem.file : `${problem.file}:${problem.line}:${problem.column ?? 1}`;
   const where = problem.path === '' ? location : `${location}: ${problem.path}`;

@@ -121,7 +121,7 @@ export function readChoice<T extends string>(
   return undefined;
 }
 
-export const DEFAULT_RETRY: Readonly<RetryPolicy> = {
+const DEFAULT_RETRY: Readonly<RetryPolicy> = {
   retryable: true,
   maxAttempts: 3,
   backoff: 'exponential',
@@ -129,7 +129,7 @@ export const DEFAULT_RETRY: Readonly<RetryPolicy> = {
   maxBackoffMs: 30_000,
 };
 
-export const RETRY_LIMITS = {
+const RETRY_LIMITS = {
   maxAttempts: { min: 1, max: 100 },
   backoffBaseMs: { min: 0, max: 3_600_000 },
   maxBackoffMs: { max: 86_400_000 },
@@ -219,7 +219,7 @@ export function readRetry(source: TemplateSource, value: unknown, path: Path): R
   return retry;
 }
 
-export const TIMEOUT_LIMITS = { min: 1, max: 86_400 } as const;
+const TIMEOUT_LIMITS = { min: 1, max: 86_400 } as const;
 
 /** `timeout_seconds`: absent or null means the worker's default handler timeout. */
 export function readTimeout(source: TemplateSource, value: unknown, path: Path): number | null {

@@ -11,8 +11,8 @@ import type { TemplateProblem } from './templateError.ts';
 import { parseTaskTemplate } from './templateParser.ts';
 import type { TemplateParseOptions } from './templateParser.ts';
 
-export const TEMPLATE_PATH_VARIABLE = 'TASKER_TEMPLATE_PATH';
-export const TEMPLATE_EXTENSIONS: readonly string[] = ['.yml', '.yaml'];
+const TEMPLATE_PATH_VARIABLE = 'TASKER_TEMPLATE_PATH';
+const TEMPLATE_EXTENSIONS: readonly string[] = ['.yml', '.yaml'];
 
 export interface LoadedTemplates {
   /** In file order (search path order, then path name order within a folder). */

@@ -26,8 +26,6 @@ import {
 import type { Mapping } from './templateFields.ts';
 import { TemplateSource } from './templateSource.ts';
 
-export { MAX_NAMESPACE_LENGTH, MAX_STEP_NAME_LENGTH, MAX_TEMPLATE_NAME_LENGTH } from './templateFields.ts';
-
 export interface TemplateParseOptions {
   /** Apply `environments.<environment>` overrides (usually TASKER_ENV). @defaultValue no overrides */
   environment?: string;

@@ -6,11 +6,11 @@ import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument } f
 import type { Document, Pair } from 'yaml';
 import type { TemplateProblem } from './templateError.ts';
 
-export type PathKey = string | number;
+type PathKey = string | number;
 export type Path = readonly PathKey[];
 
 /** `steps[2].retry.max_attempts`; keys that are not identifiers are quoted: `input_schema.properties["e-mail"]`. */
-export function formatPath(path: Path): string {
+function formatPath(path: Path): string {
   return path.reduce<string>((text, key) => {
     if (typeof key === 'number') return `${text}[${key}]`;
     if (!/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(key)) return `${text}[${JSON.stringify(key)}]`;

@@ -29,7 +29,7 @@ export interface NotificationListenerOptions {
   logger?: Logger;
 }
 
-export type ListenerStatus = 'stopped' | 'connecting' | 'connected' | 'reconnecting' | 'failed';
+type ListenerStatus = 'stopped' | 'connecting' | 'connected' | 'reconnecting' | 'failed';
 
 export interface ListenerState {
   status: ListenerStatus;

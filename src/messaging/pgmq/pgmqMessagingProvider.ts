@@ -55,8 +55,9 @@ function assertNonNegativeInteger(value: number, what: string): void {
 }
 
 /**
- * MessagingProvider over the PGMQ-compatible SQL queue (migrations/0001, 0002). Every call is one round trip
- * to a SQL function; sends also NOTIFY in the same transaction.
+ * MessagingProvider over the PGMQ-compatible SQL queue (src/db/sql/pgmq_queues.sql, pgmq_messages.sql and
+ * queue_notifications.sql). Every call is one round trip to a SQL function; sends also NOTIFY in the same
+ * transaction.
  */
 export class PgmqMessagingProvider implements MessagingProvider {
   readonly backend = 'pgmq' as const;

@@ -43,7 +43,7 @@ export function readYaml(path: string): unknown {
 }
 
 /** Every document of a multi-document YAML file, each with the file it came from. */
-export function readYamlDocuments(path: string): { file: string; doc: Json }[] {
+function readYamlDocuments(path: string): { file: string; doc: Json }[] {
   const documents = parseAllDocuments(readFileSync(path, 'utf8'), { merge: true });
   if (!Array.isArray(documents)) throw new Error(`${path}: not a YAML stream`);
   return documents

@@ -6,7 +6,7 @@
  * so a rule is never checked as if it used no metric.
  */
 
-export interface LabelMatcher {
+interface LabelMatcher {
   label: string;
   op: '=' | '!=' | '=~' | '!~';
   value: string;
@@ -152,7 +152,7 @@ export function vectorSelectors(expr: string): VectorSelector[] {
 }
 
 /** Series Prometheus stores for a metric family of this type, as exposed in the text format. */
-export function seriesNames(family: string, type: string): string[] {
+function seriesNames(family: string, type: string): string[] {
   if (type === 'histogram') return [`${family}_bucket`, `${family}_sum`, `${family}_count`];
   if (type === 'summary') return [family, `${family}_sum`, `${family}_count`];
   return [family];

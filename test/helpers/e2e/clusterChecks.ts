@@ -8,7 +8,7 @@ import type { Database } from '../../../src/db/database.ts';
 import { historyProblems } from '../engine/inspect.ts';
 import { sleep } from '../engine/wait.ts';
 
-export const TERMINAL = ['complete', 'error', 'cancelled', 'resolved_manually'];
+const TERMINAL = ['complete', 'error', 'cancelled', 'resolved_manually'];
 
 export function stepValues(task: TaskView): Record<string, unknown> {
   return Object.fromEntries(

@@ -9,10 +9,8 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const BIN = fileURLToPath(new URL('../../../bin/tasker.js', import.meta.url));
-export const EXAMPLE_HANDLERS = fileURLToPath(
-  new URL('../../../examples/handlers/index.ts', import.meta.url),
-);
-export const EXAMPLE_TEMPLATES = fileURLToPath(new URL('../../../examples/templates/', import.meta.url));
+const EXAMPLE_HANDLERS = fileURLToPath(new URL('../../../examples/handlers/index.ts', import.meta.url));
+const EXAMPLE_TEMPLATES = fileURLToPath(new URL('../../../examples/templates/', import.meta.url));
 
 export interface LogLine {
   level: string;

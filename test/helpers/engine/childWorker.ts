@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-export const WORKER_PROCESS_SCRIPT = fileURLToPath(new URL('./workerProcess.ts', import.meta.url));
+const WORKER_PROCESS_SCRIPT = fileURLToPath(new URL('./workerProcess.ts', import.meta.url));
 const PROJECT_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 export interface ChildWorker {

@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { loadTemplates } from '../../../src/domain/template/templateLoader.ts';
 import type { TaskTemplate } from '../../../src/domain/template/taskTemplate.ts';
 
-export const EXAMPLE_TEMPLATES_DIR = fileURLToPath(new URL('../../../examples/templates', import.meta.url));
-export const ENGINE_FIXTURES_DIR = fileURLToPath(new URL('../../fixtures/engine', import.meta.url));
+const EXAMPLE_TEMPLATES_DIR = fileURLToPath(new URL('../../../examples/templates', import.meta.url));
+const ENGINE_FIXTURES_DIR = fileURLToPath(new URL('../../fixtures/engine', import.meta.url));
 
 let examples: TaskTemplate[] | undefined;
 let fixtures: TaskTemplate[] | undefined;

@@ -59,13 +59,6 @@ export async function stepsByName(db: Queryable, taskUuid: string): Promise<Reco
   return Object.fromEntries(rows.map((row) => [row.name, row]));
 }
 
-/** One step by name; throws when the task has no such step. */
-export async function stepNamed(db: Queryable, taskUuid: string, name: string): Promise<StepRow> {
-  const step = (await stepsByName(db, taskUuid))[name];
-  if (step === undefined) throw new Error(`task ${taskUuid} has no step "${name}"`);
-  return step;
-}
-
 /** `{ step: state }` for every step: a compact thing to compare with toEqual. */
 export async function stepStates(db: Queryable, taskUuid: string): Promise<Record<string, string>> {
   const steps = await stepsByName(db, taskUuid);
@@ -122,7 +115,7 @@ export async function transitionsOfStep(
  * transaction's start (now()), and a statement that began before the previous transition's commit (its
  * backend descheduled before reading the queue) stamps an earlier time on a later transition.
  */
-export function transitionChainProblems(
+function transitionChainProblems(
   label: string,
   rows: readonly TransitionRow[],
   currentState: string,
@@ -259,8 +252,9 @@ export async function countTasks(db: Queryable): Promise<number> {
 }
 
 /**
- * Rows that point at a task, step or transition that does not exist, per kind (migration 0010 dropped the
- * foreign keys on the engine's tables; tasker's functions are what keeps these at zero).
+ * Rows that point at a task, step or transition that does not exist, per kind (the engine's tables have no
+ * foreign keys, docs/decisions/0009-engine-tables-without-foreign-keys.md; tasker's functions are what keeps
+ * these at zero).
  */
 export async function orphanRows(db: Queryable): Promise<Record<string, number>> {
   const { rows } = await db.query<{ kind: string; n: string }>(

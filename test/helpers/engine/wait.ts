@@ -3,12 +3,12 @@ import type { Queryable } from '../../../src/db/database.ts';
 import { stepsByName, taskRow } from './inspect.ts';
 import type { TaskRow } from './inspect.ts';
 
-export const TERMINAL_TASK_STATES = ['complete', 'error', 'cancelled', 'resolved_manually'] as const;
+const TERMINAL_TASK_STATES = ['complete', 'error', 'cancelled', 'resolved_manually'] as const;
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Steps of a task as "name=state(attempts)" for error messages. */
-export async function describeSteps(db: Queryable, taskUuid: string): Promise<string> {
+async function describeSteps(db: Queryable, taskUuid: string): Promise<string> {
   const steps = await stepsByName(db, taskUuid);
   return Object.values(steps)
     .map((s) => {
@@ -82,7 +82,7 @@ export async function waitFor<T>(
 }
 
 /** Step states in which a step's run or its result is still on its way. */
-export const IN_FLIGHT_STEP_STATES = [
+const IN_FLIGHT_STEP_STATES = [
   'in_progress',
   'enqueued_for_orchestration',
   'enqueued_as_error_for_orchestration',

@@ -20,7 +20,7 @@ import type { MemoryLogger } from '../../helpers/engine/memoryLogger.ts';
 import { sleep } from '../../helpers/engine/wait.ts';
 import { useTestDatabase } from '../../helpers/testDatabase.ts';
 
-export interface ApiResponse<T = unknown> {
+interface ApiResponse<T = unknown> {
   status: number;
   headers: Headers;
   body: T;

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../../src/db/database.ts';
-import { completeStep } from '../../../src/db/queries/completeStep.ts';
+import { completeOne } from '../../helpers/engine/completeOne.ts';
 import { cancelTask } from '../../../src/db/queries/orchestrationQueues.ts';
 import { createTask } from '../../../src/orchestration/taskInitializer.ts';
 import { defineHandler, RetryableError } from '../../../src/worker/handlerApi.ts';
@@ -114,9 +114,9 @@ describe.each(RESULT_MODES)('cancellation ($mode)', ({ inline }) => {
       success: true,
       outcome: 'stale',
     });
-    // complete_step itself says the same to anyone else trying.
+    // Completing it directly (complete_many_and_claim, a batch of one) says the same to anyone else trying.
     expect(
-      await completeStep(db, {
+      await completeOne(db, {
         taskUuid,
         stepUuid: blockerUuid,
         attempt: 1,

@@ -231,7 +231,8 @@ describe.each(RESULT_MODES)('example workflows on 2 orchestrators + 2 workers ($
   });
 
   // Runs after the others: every row they wrote points at a task, step and transition that exists (the
-  // engine's tables have no foreign keys since migration 0010; the functions keep them consistent).
+  // engine's tables have no foreign keys, docs/decisions/0009-engine-tables-without-foreign-keys.md; the
+  // functions keep them consistent).
   it('leaves no row pointing at a missing task, step or transition', async () => {
     const orphans = await orphanRows(db);
     expect(Object.values(orphans).length).toBe(6);

@@ -1,9 +1,10 @@
 /**
- * Every PL/pgSQL tasker.* function the services call runs with JIT off (migration 0009). A generic plan's
- * cost estimate grows with the tables, and past jit_above_cost PostgreSQL compiled small hot-path statements
- * at every execution (6 ms for a 0.02 ms lookup). SQL-language functions must carry no setting at all: a SET
- * clause stops them being inlined into the calling query (the task view then took 1.8 s). The list of
- * functions is read from the source, so a function the code starts calling is checked too.
+ * Every PL/pgSQL tasker.* function the services call runs with JIT off (a SET clause on its definition in
+ * src/db/sql/). A generic plan's cost estimate grows with the tables, and past jit_above_cost PostgreSQL
+ * compiled small hot-path statements at every execution (6 ms for a 0.02 ms lookup). SQL-language functions
+ * must carry no setting at all: a SET clause stops them being inlined into the calling query (the task view
+ * then took 1.8 s). The list of functions is read from the source, so a function the code starts calling is
+ * checked too.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -58,19 +59,18 @@ describe('hot-path function settings', () => {
   });
 
   it('keeps the planner settings of every hot-path entry point (a CREATE OR REPLACE drops them)', async () => {
-    // Migration 0006's list: generic plans, and nested loops over index scans whatever the statistics say.
+    // Generic plans, and nested loops over index scans whatever the statistics say: the entry points the
+    // services call (and the creation functions create_tasks dispatches to), as src/db/sql/create_tasks.sql,
+    // claim_steps.sql, complete_steps.sql, step_results.sql, task_finalization.sql and retention.sql define them.
     const entryPoints = [
-      'create_task',
-      'create_task_quiet',
-      'create_tasks_quiet',
+      'create_tasks',
+      '_create_task',
+      '_create_tasks',
       'claim_steps',
-      'complete_step',
-      'complete_and_claim',
       'complete_many_and_claim',
-      'apply_step_result',
       'process_step_results',
       'process_finalization_requests',
-      'process_orchestration_queues',
+      'purge_finished_tasks',
     ];
     const { rows } = await getTestDb().db.query<{ name: string; config: string[] | null }>(
       `SELECT p.proname AS name, p.proconfig AS config FROM pg_proc p

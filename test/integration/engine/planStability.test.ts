@@ -1,5 +1,6 @@
 /**
- * Migration 0011: the hot path reads steps by primary key however the tables' statistics look. A session
+ * The hot path reads steps by primary key however the tables' statistics look (the functions in src/db/sql/,
+ * e.g. complete_steps.sql, say how each statement keeps to that). A session
  * makes its generic plans the first time a hot-path function runs, and keeps them. When that happened on
  * small tables (a new database, or one just truncated) the planner used to choose a scan of a whole index
  * with a filter, and kept it as the table grew: every chain edge then read every step, and every completion
@@ -56,7 +57,7 @@ interface Claimed {
   attempt: number;
 }
 
-describe('hot-path plans made on small tables (migration 0011)', () => {
+describe('hot-path plans made on small tables', () => {
   const getTestDb = useTestDatabase();
   let db: Database;
   /** The one session whose plans are made early and measured late. */
@@ -126,7 +127,7 @@ describe('hot-path plans made on small tables (migration 0011)', () => {
     return (await completeMany(steps, { success: true, inline: true, limit: steps.length })).started;
   }
 
-  /** A task's creation as createTask builds it for tasker.create_task and tasker.create_tasks_quiet. */
+  /** A task's creation as createTask builds it for tasker.create_tasks. */
   function newTask(): { task: NewTaskRow; steps: NewStepRow[]; edges: { from: string; to: string }[] } {
     const n = seq++;
     return {
@@ -150,18 +151,19 @@ describe('hot-path plans made on small tables (migration 0011)', () => {
     };
   }
 
+  /** A batch of one, its signal in the commit (tasker._create_task). */
   async function createOne(): Promise<void> {
-    const { task, steps, edges } = newTask();
     const { rows } = await session.query<{ enqueued_steps: number }>(
-      'SELECT enqueued_steps FROM tasker.create_task($1::jsonb, $2::jsonb, $3::jsonb, NULL)',
-      [JSON.stringify(task), JSON.stringify(steps), JSON.stringify(edges)],
+      'SELECT enqueued_steps FROM tasker.create_tasks($1::jsonb, true)',
+      [JSON.stringify([{ ...newTask(), request_msg_id: null }])],
     );
-    expect(rows[0]?.enqueued_steps).toBe(1);
+    expect(rows.map((r) => r.enqueued_steps)).toEqual([1]);
   }
 
+  /** A batch of several, signalled after the commit (tasker._create_tasks). */
   async function createBatch(count: number): Promise<void> {
     const items = Array.from({ length: count }, () => ({ ...newTask(), request_msg_id: null }));
-    const { rows } = await session.query('SELECT task_uuid FROM tasker.create_tasks_quiet($1::jsonb)', [
+    const { rows } = await session.query('SELECT task_uuid FROM tasker.create_tasks($1::jsonb, false)', [
       JSON.stringify(items),
     ]);
     expect(rows).toHaveLength(count);
@@ -186,12 +188,13 @@ describe('hot-path plans made on small tables (migration 0011)', () => {
     expect(rows[0]?.outcome).toBe('cancelled');
   }
 
-  /** The orchestrator's look at its queues: applies the stored results. */
+  /** The orchestrator's look at its queues: applies the stored results, then the finalization requests. */
   async function orchestrate(): Promise<number> {
-    const { rows } = await session.query<{ step_results: number }>(
-      'SELECT step_results FROM tasker.process_orchestration_queues(10, 30, NULL)',
+    const { rows } = await session.query<{ handled: number }>(
+      'SELECT tasker.process_step_results(10, 30, NULL) AS handled',
     );
-    return rows[0]?.step_results ?? 0;
+    await session.query('SELECT tasker.process_finalization_requests(10, 30, NULL)');
+    return rows[0]?.handled ?? 0;
   }
 
   /** Blocks of the engine's tables and their indexes read by `work` in this session, in one transaction. */
@@ -282,7 +285,8 @@ describe('hot-path plans made on small tables (migration 0011)', () => {
     expect(Number(rows[0]?.running)).toBeGreaterThanOrEqual(IN_PROGRESS);
 
     // Same plans, 1,000 times the rows: a read by key costs a level more of each B-tree; a scan of a whole
-    // index costs a block or more per step (measured before 0011: 373 to 15,009 blocks per call here).
+    // index costs a block or more per step (measured before the plans kept to keys: 373 to 15,009 blocks per
+    // call here).
     const grown = await hotPath();
     for (const [call, blocks] of Object.entries(grown)) {
       const before = small[call] ?? 0;

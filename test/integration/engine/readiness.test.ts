@@ -1,13 +1,14 @@
 /**
  * The readiness SQL (tasker.get_step_readiness_status, tasker.get_task_execution_context) step by step,
- * driving a workflow by hand with claim_steps / complete_step (no worker, no orchestrator), plus the fencing
- * of complete_step and a result caught between storage and application by a cancel.
+ * driving a workflow by hand with claim_steps / complete_many_and_claim (batches of one, through completeOne; no
+ * worker, no orchestrator), plus the fencing of a result by its attempt and a result caught between storage and
+ * application by a cancel.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../../src/db/database.ts';
 import { claimSteps } from '../../../src/db/queries/claimSteps.ts';
 import type { ClaimedStep } from '../../../src/db/queries/claimSteps.ts';
-import { completeStep } from '../../../src/db/queries/completeStep.ts';
+import { completeOne } from '../../helpers/engine/completeOne.ts';
 import { cancelTask, processStepResults } from '../../../src/db/queries/orchestrationQueues.ts';
 import { registerTemplate } from '../../../src/db/queries/registerTemplate.ts';
 import type { TaskTemplate } from '../../../src/domain/template/taskTemplate.ts';
@@ -100,7 +101,7 @@ describe('readiness and execution context, driven by hand', () => {
   }
 
   function succeed(step: ClaimedStep, result: unknown): Promise<string> {
-    return completeStep(db, {
+    return completeOne(db, {
       taskUuid: step.taskUuid,
       stepUuid: step.stepUuid,
       attempt: step.attempt,
@@ -113,7 +114,7 @@ describe('readiness and execution context, driven by hand', () => {
   }
 
   function fail(step: ClaimedStep, failure: Record<string, unknown>): Promise<string> {
-    return completeStep(db, {
+    return completeOne(db, {
       taskUuid: step.taskUuid,
       stepUuid: step.stepUuid,
       attempt: step.attempt,
@@ -159,7 +160,7 @@ describe('readiness and execution context, driven by hand', () => {
     expect(start).toMatchObject({
       stepName: 'diamond_start',
       attempt: 1,
-      context: { n: 3 },
+      taskContext: { n: 3 },
       dependencyResults: {},
     });
     expect((await readiness(db, taskUuid)).diamond_start).toEqual(r('in_progress', true, false, [0, 0], 1));
@@ -298,7 +299,7 @@ describe('readiness and execution context, driven by hand', () => {
     expect(await claimSteps(db, ns, WORKER, 30, 10)).toEqual([]);
   });
 
-  it('complete_step refuses a result from an attempt that no longer holds the claim', async () => {
+  it('completing refuses a result from an attempt that no longer holds the claim', async () => {
     const ns = 'ready_fencing';
     const template = await isolated('diamond_pattern', ns);
     const { taskUuid } = await createTask(db, requestFor(template, { n: 1 }));
@@ -319,7 +320,7 @@ describe('readiness and execution context, driven by hand', () => {
     const { taskUuid } = await createTask(db, requestFor(template, { n: 1 }));
     const [start] = await claim(ns, 1);
     if (start === undefined) throw new Error('unreachable');
-    const stored = await completeStep(db, {
+    const stored = await completeOne(db, {
       taskUuid,
       stepUuid: start.stepUuid,
       attempt: 1,
@@ -332,10 +333,16 @@ describe('readiness and execution context, driven by hand', () => {
     expect(stored).toBe('stored');
     expect((await stepsByName(db, taskUuid)).diamond_start?.current_state).toBe('enqueued_for_orchestration');
     expect(await cancelTask(db, taskUuid, null)).toBe('cancelled');
-    const { rows } = await db.query<{ outcome: string }>('SELECT tasker.apply_step_result($1) AS outcome', [
-      start.stepUuid,
-    ]);
-    expect(rows[0]?.outcome).toBe('noop');
+    // Applying it now (as process_step_results does: the task locked first, in the same transaction) does nothing.
+    const outcome = await db.transaction(async (tx) => {
+      await tx.query('SELECT 1 FROM tasker.tasks WHERE task_uuid = $1 FOR UPDATE', [taskUuid]);
+      const { rows } = await tx.query<{ outcome: string }>(
+        'SELECT outcome FROM tasker._apply_step_result($1, NULL)',
+        [start.stepUuid],
+      );
+      return rows[0]?.outcome;
+    });
+    expect(outcome).toBe('noop');
     // The orchestrator reading the message later handles (archives) it and changes nothing.
     expect(
       await processStepResults(db, 50, 30, '01900000-0000-7000-8000-000000000001'),

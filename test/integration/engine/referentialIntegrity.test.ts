@@ -1,6 +1,8 @@
 /**
- * Migration 0010 dropped the foreign keys of the engine's own tables (tasks, steps, edges, both transition
- * tables, result audit) and kept what they did with statement triggers: deleting a task or a step deletes
+ * The engine's own tables (tasks, steps, edges, both transition tables, result audit) have no foreign keys
+ * (docs/decisions/0009-engine-tables-without-foreign-keys.md) and keep what keys would do with statement
+ * triggers (migrations/0003_templates_and_tasks.sql, 0004_workflow_steps.sql; their functions in
+ * src/db/sql/delete_cascades.sql): deleting a task or a step deletes
  * everything that hung from it, TRUNCATE tasker.tasks CASCADE empties every engine table, and a template
  * that tasks still use cannot be deleted. Each is checked here on tasks with a full history (steps run,
  * results audited, a DLQ entry), next to a task that must be left untouched.
@@ -8,7 +10,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Database, Queryable } from '../../../src/db/database.ts';
 import { claimSteps } from '../../../src/db/queries/claimSteps.ts';
-import { completeStep } from '../../../src/db/queries/completeStep.ts';
+import { completeOne } from '../../helpers/engine/completeOne.ts';
 import { registerTemplate } from '../../../src/db/queries/registerTemplate.ts';
 import type { TaskTemplate } from '../../../src/domain/template/taskTemplate.ts';
 import { createTask } from '../../../src/orchestration/taskInitializer.ts';
@@ -42,7 +44,7 @@ async function rowsOf(db: Queryable, taskUuid: string): Promise<Record<string, n
   return Object.fromEntries(Object.entries(rows[0] ?? {}).map(([k, v]) => [k, Number(v)]));
 }
 
-describe('engine tables without foreign keys (migration 0010)', () => {
+describe('engine tables without foreign keys', () => {
   let db: Database;
 
   beforeAll(() => {
@@ -62,7 +64,7 @@ describe('engine tables without foreign keys (migration 0010)', () => {
     );
     expect(claimed.length).toBe(1);
     for (const step of claimed) {
-      const outcome = await completeStep(db, {
+      const outcome = await completeOne(db, {
         taskUuid,
         stepUuid: step.stepUuid,
         attempt: step.attempt,

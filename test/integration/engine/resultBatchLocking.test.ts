@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../../src/db/database.ts';
 import { claimSteps } from '../../../src/db/queries/claimSteps.ts';
 import type { ClaimedStep } from '../../../src/db/queries/claimSteps.ts';
-import { completeStep } from '../../../src/db/queries/completeStep.ts';
+import { completeOne } from '../../helpers/engine/completeOne.ts';
 import { processStepResults } from '../../../src/db/queries/orchestrationQueues.ts';
 import { registerTemplate } from '../../../src/db/queries/registerTemplate.ts';
 import { createTask } from '../../../src/orchestration/taskInitializer.ts';
@@ -52,7 +52,7 @@ describe('two orchestrators applying result batches that share tasks', () => {
     };
     // Results in the queue, in msg_id order: T1, T2 | T2, T1.
     for (const step of [of(t1, 'wide_1'), of(t2, 'wide_1'), of(t2, 'wide_2'), of(t1, 'wide_2')]) {
-      const outcome = await completeStep(db, {
+      const outcome = await completeOne(db, {
         taskUuid: step.taskUuid,
         stepUuid: step.stepUuid,
         attempt: step.attempt,

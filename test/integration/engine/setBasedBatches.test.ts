@@ -1,19 +1,22 @@
 /**
- * Migration 0009 writes batches as sets: tasker.create_tasks_quiet inserts a batch of tasks with one statement
- * per table, and tasker.complete_many_and_claim applies a batch of successful results with one statement per
- * table. Each must write exactly the rows the per-item functions write. So every test here builds the same
- * workflows twice, in two namespaces, once through the per-item functions (tasker.create_task,
- * tasker.complete_step) and once through the batch, and compares everything a user or operator can read:
- * task and step states, both transition histories, results, audit rows and queue messages.
+ * Batches are written as sets: tasker.create_tasks given several tasks inserts them with one statement per table
+ * (tasker._create_tasks, src/db/sql/create_tasks.sql), and tasker.complete_many_and_claim given several successful
+ * results applies them with one statement per table (src/db/sql/complete_steps.sql). A batch of one takes the
+ * per-item path instead (tasker._create_task; tasker._complete_step, src/db/sql/complete_one_step.sql), and both
+ * paths must write exactly the same rows. So every test here builds the same workflows twice, in two namespaces,
+ * once item by item (create_tasks with a batch of one, complete_many_and_claim with a batch of one) and once as
+ * one batch of several, and compares everything a user or operator can read: task and step states, both
+ * transition histories, results, audit rows and queue messages.
  */
 import { v7 as uuidv7 } from 'uuid';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Database, Queryable } from '../../../src/db/database.ts';
 import { claimSteps, type ClaimedStep } from '../../../src/db/queries/claimSteps.ts';
-import { completeManyAndClaim, completeStep } from '../../../src/db/queries/completeStep.ts';
+import { completeManyAndClaim } from '../../../src/db/queries/completeStep.ts';
 import { registerTemplate } from '../../../src/db/queries/registerTemplate.ts';
 import type { TaskTemplate } from '../../../src/domain/template/taskTemplate.ts';
 import { createTask, planSteps } from '../../../src/orchestration/taskInitializer.ts';
+import { completeOne } from '../../helpers/engine/completeOne.ts';
 import { HAPPY_TASK_PATH } from '../../helpers/engine/exampleExpectations.ts';
 import { templateNamed } from '../../helpers/engine/fixtures.ts';
 import { useTestDatabase } from '../../helpers/testDatabase.ts';
@@ -106,7 +109,7 @@ async function messagesOf(db: Queryable, taskUuid: string): Promise<unknown> {
   return { live: await read(`q_${queue}`, true), archived: await read(`a_${queue}`, false) };
 }
 
-describe('set-based batches (migration 0009)', () => {
+describe('set-based batches (create_tasks, complete_many_and_claim)', () => {
   const getTestDb = useTestDatabase();
   let db: Database;
 
@@ -121,14 +124,14 @@ describe('set-based batches (migration 0009)', () => {
     return named;
   }
 
-  it('create_tasks_quiet writes what create_task writes, task by task, and archives the requests', async () => {
+  it('create_tasks with a batch of several writes what it writes for a batch of one, task by task, and archives the requests', async () => {
     const single = world('create_single');
     const batched = world('create_batch');
     const namedTasks = await register(batched);
     await register(single);
     const order = ['diamond', 'linear', 'fan', 'single', 'diamond'] as const;
 
-    // One at a time through the per-item path (alone on the pool: tasker.create_task).
+    // One at a time: createTask alone on the pool is tasker.create_tasks with a batch of one (tasker._create_task).
     const singles: string[] = [];
     for (const [i, key] of order.entries()) {
       const created = await createTask(db, {
@@ -140,7 +143,7 @@ describe('set-based batches (migration 0009)', () => {
       singles.push(created.taskUuid);
     }
 
-    // The same tasks in one create_tasks_quiet call; the third arrived as a task request message.
+    // The same tasks in one create_tasks call (tasker._create_tasks); the third arrived as a task request message.
     await db.query(`SELECT pgmq.send('orchestration_task_requests', '{"request": "third"}'::jsonb)`);
     const { rows: requests } = await db.query<{ msg_id: string }>(
       'SELECT msg_id FROM pgmq.q_orchestration_task_requests ORDER BY msg_id DESC LIMIT 1',
@@ -177,7 +180,7 @@ describe('set-based batches (migration 0009)', () => {
       enqueued_steps: number;
       queue: string;
       msg_ids: string[];
-    }>('SELECT * FROM tasker.create_tasks_quiet($1::jsonb)', [JSON.stringify(items)]);
+    }>('SELECT * FROM tasker.create_tasks($1::jsonb, false)', [JSON.stringify(items)]);
 
     // One row per task, in input order, each naming its own task.
     expect(rows.map((r) => r.task_uuid)).toEqual(items.map((item) => item.task.task_uuid));
@@ -201,7 +204,7 @@ describe('set-based batches (migration 0009)', () => {
     expect(archived[0]?.n).toBe(1);
   });
 
-  it('create_tasks_quiet writes nothing when one task of the batch fails', async () => {
+  it('create_tasks writes nothing when one task of the batch fails', async () => {
     const templates = world('create_atomic');
     const namedTasks = await register(templates);
     const item = (identity: string): unknown => ({
@@ -220,7 +223,7 @@ describe('set-based batches (migration 0009)', () => {
       request_msg_id: null,
     });
     await expect(
-      db.query('SELECT * FROM tasker.create_tasks_quiet($1::jsonb)', [
+      db.query('SELECT * FROM tasker.create_tasks($1::jsonb, false)', [
         JSON.stringify([item('a'), item('b'), item('a')]),
       ]),
     ).rejects.toMatchObject({ constraint: 'tasks_identity_hash_key' });
@@ -272,7 +275,7 @@ describe('set-based batches (migration 0009)', () => {
     return { tasks, results };
   }
 
-  it('complete_many_and_claim applies a batch exactly as complete_step applies each result', async () => {
+  it('complete_many_and_claim applies a batch exactly as it applies each result in a batch of one', async () => {
     const one = await preparedWorld('complete_single');
     const many = await preparedWorld('complete_batch');
 
@@ -282,7 +285,7 @@ describe('set-based batches (migration 0009)', () => {
       a.claimed.stepUuid.localeCompare(b.claimed.stepUuid);
     for (const result of [...one.results].sort(byTaskThenStep)) {
       singleOutcomes[result.claimed.stepName + '@' + taskKey(one.tasks, result.claimed.taskUuid)] =
-        await completeStep(db, {
+        await completeOne(db, {
           taskUuid: result.claimed.taskUuid,
           stepUuid: result.claimed.stepUuid,
           attempt: result.attempt,
@@ -294,7 +297,7 @@ describe('set-based batches (migration 0009)', () => {
         });
     }
 
-    // limit 0: the batch starts no child for the worker, as complete_step does not; children are enqueued.
+    // limit 0: the batch starts no child for the worker, as completeOne (limit 0) does not; children are enqueued.
     const batch = await completeManyAndClaim(
       db,
       many.results.map((result) => ({

@@ -3,7 +3,7 @@
  * complete, one that exhausts its retries, one that fails for good) run through an orchestration service and
  * a worker service; then /metrics of each is scraped, parsed, and its values compared with what ran.
  */
-import { modeLabel } from '../../../src/coordination/coordinationSettings.ts';
+import { modeLabel } from '../../../src/observability/modeLabel.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import handlers from '../../../examples/handlers/index.ts';
 import { loadConfig } from '../../../src/config/loadConfig.ts';

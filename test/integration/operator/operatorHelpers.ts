@@ -6,7 +6,7 @@
 import type { Queryable } from '../../../src/db/database.ts';
 import { claimSteps } from '../../../src/db/queries/claimSteps.ts';
 import type { ClaimedStep } from '../../../src/db/queries/claimSteps.ts';
-import { completeStep } from '../../../src/db/queries/completeStep.ts';
+import { completeOne } from '../../helpers/engine/completeOne.ts';
 import type { CompleteOutcome } from '../../../src/db/queries/completeStep.ts';
 import { registerTemplate } from '../../../src/db/queries/registerTemplate.ts';
 import { parseTaskTemplate } from '../../../src/domain/template/templateParser.ts';
@@ -59,7 +59,7 @@ export async function finish(
   outcome: ManualOutcome,
   workerId = 'manual-worker',
 ): Promise<CompleteOutcome> {
-  return completeStep(db, {
+  return completeOne(db, {
     taskUuid: step.taskUuid,
     stepUuid: step.stepUuid,
     attempt: step.attempt,

@@ -1,5 +1,5 @@
 /**
- * Retention (migration 0019, RetentionSweeper): tasks that finished before the cutoff go with everything that
+ * Retention (src/db/sql/retention.sql, RetentionSweeper): tasks that finished before the cutoff go with everything that
  * belongs to them; running tasks, tasks with a pending DLQ entry and tasks that finished after the cutoff stay;
  * archived queue messages go after theirs while live messages stay; concurrent sweepers delete each task once.
  *

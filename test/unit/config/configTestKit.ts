@@ -15,7 +15,7 @@ import type { ConfigProblem } from '../../../src/domain/errors.ts';
  */
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-export const SHIPPED_BASE = join(REPO_ROOT, 'config', 'tasker', 'base');
+const SHIPPED_BASE = join(REPO_ROOT, 'config', 'tasker', 'base');
 export const SEED_FIXTURES = fileURLToPath(new URL('../../fixtures/config/seed/', import.meta.url));
 /** The seed document the fixtures were copied from; outside the repository, so it may be absent. */
 export const SEED_DOCUMENT = join(REPO_ROOT, '..', 'shared', 'spec', 'deployment-patterns.txt');

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/loadConfig.ts';
-import { poolOptions } from '../../../src/config/runtimeOptions.ts';
+import { poolOptions } from '../../../src/services/runtimeOptions.ts';
 import {
   REPO_ROOT,
   SEED_DOCUMENT,

@@ -17,7 +17,7 @@ export const uuidSchema = (description: string) =>
 
 export const anyJson = (description: string) => ({ description }) as const;
 
-export const IDENTIFIER_PATTERN = '^[a-z_][a-z0-9_]{0,63}$';
+const IDENTIFIER_PATTERN = '^[a-z_][a-z0-9_]{0,63}$';
 
 export const identifierSchema = (description: string) =>
   ({

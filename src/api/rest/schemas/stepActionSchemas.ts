@@ -1,5 +1,5 @@
-export const STEP_ACTION_TYPES = ['reset_for_retry', 'resolve_manually', 'complete_manually'] as const;
-export type StepActionType = (typeof STEP_ACTION_TYPES)[number];
+const STEP_ACTION_TYPES = ['reset_for_retry', 'resolve_manually', 'complete_manually'] as const;
+type StepActionType = (typeof STEP_ACTION_TYPES)[number];
 
 export interface StepActionBody {
   action_type: StepActionType;

@@ -127,7 +127,7 @@ export const taskViewSchema = {
   },
 } as const;
 
-export const taskSummarySchema = {
+const taskSummarySchema = {
   type: 'object',
   required: ['task_uuid', 'namespace', 'name', 'version', 'status', 'created_at'],
   properties: {
@@ -138,8 +138,8 @@ export const taskSummarySchema = {
   },
 } as const;
 
-export const MAX_PER_PAGE = 100;
-export const MAX_PAGE = 1_000_000;
+const MAX_PER_PAGE = 100;
+const MAX_PAGE = 1_000_000;
 
 export const taskListQuerySchema = {
   type: 'object',

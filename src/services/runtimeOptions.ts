@@ -1,6 +1,10 @@
+/**
+ * The configuration turned into the options of the pool and of the LISTEN connection. It lives with the services,
+ * which put the pieces together, so that config/ knows nothing of db/ or messaging/ (docs/architecture.md).
+ */
 import type { PostgresPoolOptions } from '../db/postgresDatabase.ts';
 import type { NotificationListenerOptions } from '../messaging/pgmq/notificationListener.ts';
-import type { TaskerConfig } from './schema.ts';
+import type { TaskerConfig } from '../config/schema.ts';
 
 /** `[database]` → the pool of PostgresDatabase. */
 export function poolOptions(config: TaskerConfig): PostgresPoolOptions {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { redactSecrets, redactUrl } from '../../src/db/connectionString.ts';
+import { redactSecrets, redactUrl } from '../../../src/domain/secretRedaction.ts';
 
 describe('secret redaction', () => {
   it('hides the password of a URL and keeps the rest', () => {
