@@ -45,7 +45,7 @@ CREATE INDEX named_tasks_lifecycle_idx ON tasker.named_tasks USING gin ((configu
 -- template, as a foreign key's NO ACTION would.
 CREATE TRIGGER named_tasks_in_use
 BEFORE DELETE ON tasker.named_tasks
-FOR EACH ROW EXECUTE FUNCTION tasker._named_task_deleting();
+FOR EACH ROW EXECUTE FUNCTION tasker._on_named_tasks_delete();
 
 CREATE TABLE tasker.tasks (
   task_uuid             uuid                 PRIMARY KEY DEFAULT tasker.uuid_generate_v7(),
@@ -91,13 +91,13 @@ CREATE INDEX tasks_correlation_idx ON tasker.tasks (correlation_id);
 CREATE TRIGGER tasks_cascade_delete
 AFTER DELETE ON tasker.tasks
 REFERENCING OLD TABLE AS gone
-FOR EACH STATEMENT EXECUTE FUNCTION tasker._tasks_deleted();
+FOR EACH STATEMENT EXECUTE FUNCTION tasker._on_tasks_delete();
 
 -- TRUNCATE tasker.tasks CASCADE empties every engine table: tasks_dlq through its foreign key, the rest
 -- through this trigger.
 CREATE TRIGGER tasks_cascade_truncate
 AFTER TRUNCATE ON tasker.tasks
-FOR EACH STATEMENT EXECUTE FUNCTION tasker._tasks_truncated();
+FOR EACH STATEMENT EXECUTE FUNCTION tasker._on_tasks_truncate();
 
 -- A task reaching a terminal state NOTIFYs tasker_task_finished with '<task_uuid>:<state>', so API clients
 -- waiting for a result (GET /v1/tasks/{uuid}?wait=N) are answered at once instead of polling. A trigger, not

@@ -57,7 +57,7 @@ CREATE INDEX workflow_steps_in_progress_idx ON tasker.workflow_steps (last_attem
 CREATE TRIGGER workflow_steps_cascade_delete
 AFTER DELETE ON tasker.workflow_steps
 REFERENCING OLD TABLE AS gone
-FOR EACH STATEMENT EXECUTE FUNCTION tasker._steps_deleted();
+FOR EACH STATEMENT EXECUTE FUNCTION tasker._on_workflow_steps_delete();
 
 -- from_step_uuid provides to to_step_uuid: the child runs when all its parents are complete (or resolved).
 CREATE TABLE tasker.workflow_step_edges (
@@ -99,7 +99,7 @@ CREATE UNIQUE INDEX workflow_step_transitions_sort_key_idx
 CREATE TRIGGER workflow_step_transitions_cascade_delete
 AFTER DELETE ON tasker.workflow_step_transitions
 REFERENCING OLD TABLE AS gone
-FOR EACH STATEMENT EXECUTE FUNCTION tasker._step_transitions_deleted();
+FOR EACH STATEMENT EXECUTE FUNCTION tasker._on_workflow_step_transitions_delete();
 
 -- Who produced each result, when, and how long it took (SOC2-style attribution). One row per run that
 -- reported, written with the transition that stored its result.

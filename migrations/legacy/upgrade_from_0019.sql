@@ -28,3 +28,12 @@ DROP FUNCTION IF EXISTS tasker._enqueue_ready_steps_quiet(uuid, uuid);
 DROP FUNCTION IF EXISTS tasker.create_task(jsonb, jsonb, jsonb, bigint);
 DROP FUNCTION IF EXISTS tasker.create_task_quiet(jsonb, jsonb, jsonb, bigint);
 DROP FUNCTION IF EXISTS tasker.create_tasks_quiet(jsonb);
+
+-- Trigger functions are named _on_<table>_<event>, so that no function name is the start of another's (a reader
+-- who greps for "FUNCTION tasker._step_transition" finds that one function). Renamed, not dropped: the triggers
+-- keep pointing at them.
+ALTER FUNCTION tasker._tasks_deleted() RENAME TO _on_tasks_delete;
+ALTER FUNCTION tasker._tasks_truncated() RENAME TO _on_tasks_truncate;
+ALTER FUNCTION tasker._steps_deleted() RENAME TO _on_workflow_steps_delete;
+ALTER FUNCTION tasker._step_transitions_deleted() RENAME TO _on_workflow_step_transitions_delete;
+ALTER FUNCTION tasker._named_task_deleting() RENAME TO _on_named_tasks_delete;

@@ -533,7 +533,7 @@ BEGIN
   outcome := 'stored';
 END;
 $$;
-CREATE FUNCTION tasker._create_task(p_task jsonb, p_steps jsonb, p_edges jsonb, p_request_msg_id bigint DEFAULT NULL::bigint) RETURNS TABLE(task_uuid uuid, current_state text, enqueued_steps integer, queue text, msg_ids bigint[])
+CREATE FUNCTION tasker._create_single_task(p_task jsonb, p_steps jsonb, p_edges jsonb, p_request_msg_id bigint DEFAULT NULL::bigint) RETURNS TABLE(task_uuid uuid, current_state text, enqueued_steps integer, queue text, msg_ids bigint[])
     LANGUAGE plpgsql
     SET plan_cache_mode TO 'force_generic_plan'
     SET enable_seqscan TO 'off'
@@ -603,7 +603,7 @@ BEGIN
   RETURN QUERY SELECT v_task, 'steps_in_process'::text, cardinality(v_roots), v_queue, v_ids;
 END;
 $$;
-CREATE FUNCTION tasker._create_tasks(p_tasks jsonb) RETURNS TABLE(task_uuid uuid, current_state text, enqueued_steps integer, queue text, msg_ids bigint[])
+CREATE FUNCTION tasker._create_task_batch(p_tasks jsonb) RETURNS TABLE(task_uuid uuid, current_state text, enqueued_steps integer, queue text, msg_ids bigint[])
     LANGUAGE plpgsql
     SET plan_cache_mode TO 'force_generic_plan'
     SET enable_seqscan TO 'off'
@@ -616,7 +616,7 @@ DECLARE
   v_tasks uuid[];
   v_queues text[];
   v_correlations uuid[];
-  -- Root steps (no incoming edge), ordered by task then step uuid, as _create_task sends them.
+  -- Root steps (no incoming edge), ordered by task then step uuid, as _create_single_task sends them.
   v_root_steps uuid[];
   v_root_tasks uuid[];
   v_root_queues text[];
@@ -844,18 +844,6 @@ CREATE FUNCTION tasker._lifecycle_minutes(p_configuration jsonb, p_camel text, p
     WHEN jsonb_typeof(p_configuration -> 'lifecycle' -> p_snake) = 'number' THEN (p_configuration -> 'lifecycle' ->> p_snake)::numeric::integer
   END
 $$;
-CREATE FUNCTION tasker._named_task_deleting() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-  IF EXISTS (SELECT 1 FROM tasker.tasks t WHERE t.named_task_uuid = OLD.named_task_uuid) THEN
-    RAISE EXCEPTION 'template % version % still has tasks: delete them first', OLD.name, OLD.version
-      USING ERRCODE = 'foreign_key_violation',
-            HINT = 'tasks keep the template they were created from; delete or archive those tasks before the template';
-  END IF;
-  RETURN OLD;
-END;
-$$;
 CREATE FUNCTION tasker._notify_message_ready(queue_name text, payload jsonb) RETURNS void
     LANGUAGE plpgsql
     AS $$
@@ -898,6 +886,60 @@ CREATE FUNCTION tasker._notify_task_finished() RETURNS trigger
     AS $$
 BEGIN
   PERFORM pg_notify('tasker_task_finished', NEW.task_uuid::text || ':' || NEW.current_state);
+  RETURN NULL;
+END;
+$$;
+CREATE FUNCTION tasker._on_named_tasks_delete() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM tasker.tasks t WHERE t.named_task_uuid = OLD.named_task_uuid) THEN
+    RAISE EXCEPTION 'template % version % still has tasks: delete them first', OLD.name, OLD.version
+      USING ERRCODE = 'foreign_key_violation',
+            HINT = 'tasks keep the template they were created from; delete or archive those tasks before the template';
+  END IF;
+  RETURN OLD;
+END;
+$$;
+CREATE FUNCTION tasker._on_tasks_delete() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  -- The steps' own trigger removes their edges and transitions, and the transitions' trigger their audit
+  -- rows (every audit row belongs to a transition of its step): the chain the foreign keys cascaded along.
+  DELETE FROM tasker.workflow_steps s WHERE s.task_uuid IN (SELECT g.task_uuid FROM gone g);
+  DELETE FROM tasker.task_transitions tt WHERE tt.task_uuid IN (SELECT g.task_uuid FROM gone g);
+  RETURN NULL;
+END;
+$$;
+CREATE FUNCTION tasker._on_tasks_truncate() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  TRUNCATE tasker.workflow_step_result_audit, tasker.workflow_step_transitions, tasker.workflow_step_edges,
+           tasker.workflow_steps, tasker.task_transitions;
+  RETURN NULL;
+END;
+$$;
+CREATE FUNCTION tasker._on_workflow_step_transitions_delete() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  -- By (step, transition): the audit table's unique key, so no scan of the whole table.
+  DELETE FROM tasker.workflow_step_result_audit a
+  WHERE (a.workflow_step_uuid, a.workflow_step_transition_uuid) IN
+        (SELECT g.workflow_step_uuid, g.workflow_step_transition_uuid FROM gone g);
+  RETURN NULL;
+END;
+$$;
+CREATE FUNCTION tasker._on_workflow_steps_delete() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  DELETE FROM tasker.workflow_step_edges e WHERE e.from_step_uuid IN (SELECT g.workflow_step_uuid FROM gone g);
+  DELETE FROM tasker.workflow_step_edges e WHERE e.to_step_uuid IN (SELECT g.workflow_step_uuid FROM gone g);
+  -- Their audit rows go with their transitions (workflow_step_transitions' trigger, _on_workflow_step_transitions_delete).
+  DELETE FROM tasker.workflow_step_transitions t WHERE t.workflow_step_uuid IN (SELECT g.workflow_step_uuid FROM gone g);
   RETURN NULL;
 END;
 $$;
@@ -1364,28 +1406,6 @@ BEGIN
   RETURN true;
 END;
 $$;
-CREATE FUNCTION tasker._step_transitions_deleted() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-  -- By (step, transition): the audit table's unique key, so no scan of the whole table.
-  DELETE FROM tasker.workflow_step_result_audit a
-  WHERE (a.workflow_step_uuid, a.workflow_step_transition_uuid) IN
-        (SELECT g.workflow_step_uuid, g.workflow_step_transition_uuid FROM gone g);
-  RETURN NULL;
-END;
-$$;
-CREATE FUNCTION tasker._steps_deleted() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-  DELETE FROM tasker.workflow_step_edges e WHERE e.from_step_uuid IN (SELECT g.workflow_step_uuid FROM gone g);
-  DELETE FROM tasker.workflow_step_edges e WHERE e.to_step_uuid IN (SELECT g.workflow_step_uuid FROM gone g);
-  -- Their audit rows go with their transitions (workflow_step_transitions' trigger, _step_transitions_deleted).
-  DELETE FROM tasker.workflow_step_transitions t WHERE t.workflow_step_uuid IN (SELECT g.workflow_step_uuid FROM gone g);
-  RETURN NULL;
-END;
-$$;
 CREATE FUNCTION tasker._task_path(p_task uuid, p_from text, p_states text[], p_events text[], p_processor uuid) RETURNS boolean
     LANGUAGE plpgsql
     AS $$
@@ -1465,26 +1485,6 @@ BEGIN
   END IF;
   PERFORM tasker._record_task_transition(p_task, p_from, p_to, p_metadata, p_processor);
   RETURN true;
-END;
-$$;
-CREATE FUNCTION tasker._tasks_deleted() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-  -- The steps' own trigger removes their edges and transitions, and the transitions' trigger their audit
-  -- rows (every audit row belongs to a transition of its step): the chain the foreign keys cascaded along.
-  DELETE FROM tasker.workflow_steps s WHERE s.task_uuid IN (SELECT g.task_uuid FROM gone g);
-  DELETE FROM tasker.task_transitions tt WHERE tt.task_uuid IN (SELECT g.task_uuid FROM gone g);
-  RETURN NULL;
-END;
-$$;
-CREATE FUNCTION tasker._tasks_truncated() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-  TRUNCATE tasker.workflow_step_result_audit, tasker.workflow_step_transitions, tasker.workflow_step_edges,
-           tasker.workflow_steps, tasker.task_transitions;
-  RETURN NULL;
 END;
 $$;
 CREATE FUNCTION tasker._uuid_v7_floor(p_at timestamp with time zone) RETURNS uuid
@@ -2089,7 +2089,7 @@ DECLARE
 BEGIN
   IF jsonb_array_length(p_tasks) = 1 THEN
     v_one := p_tasks -> 0;
-    SELECT * INTO r FROM tasker._create_task(v_one -> 'task', v_one -> 'steps', v_one -> 'edges',
+    SELECT * INTO r FROM tasker._create_single_task(v_one -> 'task', v_one -> 'steps', v_one -> 'edges',
                                              (v_one ->> 'request_msg_id')::bigint);
     IF p_notify THEN
       PERFORM tasker._notify_sent(r.queue, r.msg_ids);
@@ -2097,7 +2097,7 @@ BEGIN
     RETURN QUERY SELECT r.task_uuid, r.current_state, r.enqueued_steps, r.queue, r.msg_ids;
     RETURN;
   END IF;
-  FOR r IN SELECT * FROM tasker._create_tasks(p_tasks) LOOP
+  FOR r IN SELECT * FROM tasker._create_task_batch(p_tasks) LOOP
     IF p_notify THEN
       PERFORM tasker._notify_sent(r.queue, r.msg_ids);
     END IF;
@@ -2861,12 +2861,12 @@ CREATE INDEX workflow_steps_in_progress_idx ON tasker.workflow_steps USING btree
 CREATE INDEX workflow_steps_retry_due_idx ON tasker.workflow_steps USING btree (next_retry_at) WHERE ((current_state)::text = 'waiting_for_retry'::text);
 CREATE TRIGGER pgmq_queue_created_notify AFTER INSERT ON pgmq.meta FOR EACH ROW EXECUTE FUNCTION tasker._notify_queue_created();
 CREATE TRIGGER tasker_queue_access_refresh AFTER INSERT OR DELETE ON pgmq.meta FOR EACH ROW EXECUTE FUNCTION tasker._queue_access_changed();
-CREATE TRIGGER named_tasks_in_use BEFORE DELETE ON tasker.named_tasks FOR EACH ROW EXECUTE FUNCTION tasker._named_task_deleting();
-CREATE TRIGGER tasks_cascade_delete AFTER DELETE ON tasker.tasks REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION tasker._tasks_deleted();
-CREATE TRIGGER tasks_cascade_truncate AFTER TRUNCATE ON tasker.tasks FOR EACH STATEMENT EXECUTE FUNCTION tasker._tasks_truncated();
+CREATE TRIGGER named_tasks_in_use BEFORE DELETE ON tasker.named_tasks FOR EACH ROW EXECUTE FUNCTION tasker._on_named_tasks_delete();
+CREATE TRIGGER tasks_cascade_delete AFTER DELETE ON tasker.tasks REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION tasker._on_tasks_delete();
+CREATE TRIGGER tasks_cascade_truncate AFTER TRUNCATE ON tasker.tasks FOR EACH STATEMENT EXECUTE FUNCTION tasker._on_tasks_truncate();
 CREATE TRIGGER tasks_finished_notify AFTER UPDATE OF current_state ON tasker.tasks FOR EACH ROW WHEN ((((new.current_state)::text = ANY (ARRAY['complete'::text, 'error'::text, 'cancelled'::text, 'resolved_manually'::text])) AND ((old.current_state)::text IS DISTINCT FROM (new.current_state)::text))) EXECUTE FUNCTION tasker._notify_task_finished();
-CREATE TRIGGER workflow_step_transitions_cascade_delete AFTER DELETE ON tasker.workflow_step_transitions REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION tasker._step_transitions_deleted();
-CREATE TRIGGER workflow_steps_cascade_delete AFTER DELETE ON tasker.workflow_steps REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION tasker._steps_deleted();
+CREATE TRIGGER workflow_step_transitions_cascade_delete AFTER DELETE ON tasker.workflow_step_transitions REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION tasker._on_workflow_step_transitions_delete();
+CREATE TRIGGER workflow_steps_cascade_delete AFTER DELETE ON tasker.workflow_steps REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION tasker._on_workflow_steps_delete();
 ALTER TABLE ONLY tasker.named_tasks
     ADD CONSTRAINT named_tasks_task_namespace_uuid_fkey FOREIGN KEY (task_namespace_uuid) REFERENCES tasker.task_namespaces(task_namespace_uuid);
 ALTER TABLE ONLY tasker.tasks_dlq

@@ -14,9 +14,9 @@ import type { FunctionFile, Migration, SchemaSource } from './schemaFiles.ts';
  *   3. every other pending migration, in order.
  *
  * So every migration after 0001 sees the current functions (column defaults, triggers and data moves may call
- * them), and function signatures may use only built-in types and 0001's. To change a function's return type,
- * drop the old signature in a numbered migration... which runs after the files: instead, give the function a new
- * name, or drop the old signature at the top of its file with a comment saying why.
+ * them), and function signatures may use only built-in types and 0001's. A numbered migration runs after the
+ * files, so it cannot make way for a function whose result type changes (CREATE OR REPLACE refuses that): give
+ * such a function a new name, or drop its old signature at the top of its file with a comment saying why.
  */
 
 /** Arbitrary but fixed: every Tasker process migrating any database takes this advisory lock. */
@@ -175,17 +175,30 @@ export async function assertSchemaCurrent(
   }
 }
 
-async function runMigration(db: Database, tx: Queryable, migration: Migration): Promise<void> {
+/** Runs one file's SQL; a failure names the file and says that the whole run was rolled back. */
+async function execFile(
+  db: Database,
+  tx: Queryable,
+  sql: string,
+  what: string,
+  details: Record<string, unknown>,
+): Promise<void> {
   try {
-    await tx.exec(migration.sql);
+    await tx.exec(sql);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new DatabaseError(
       'TASKER_MIGRATION_FAILED',
-      `migration ${migrationLabel(migration)}.sql failed on ${db.displayName}: ${reason}. Nothing was applied.`,
-      { details: { version: migration.version }, cause: error },
+      `${what} failed on ${db.displayName}: ${reason}. Nothing was applied.`,
+      { details, cause: error },
     );
   }
+}
+
+async function runMigration(db: Database, tx: Queryable, migration: Migration): Promise<void> {
+  await execFile(db, tx, migration.sql, `migration ${migrationLabel(migration)}.sql`, {
+    version: migration.version,
+  });
   await tx.query('INSERT INTO tasker.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
     migration.version,
     migration.name,
@@ -197,16 +210,7 @@ async function applyFunctionFiles(db: Database, tx: Queryable, files: FunctionFi
   if (files.length === 0) return;
   await tx.query('SET LOCAL check_function_bodies = off');
   for (const file of files) {
-    try {
-      await tx.exec(file.sql);
-    } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new DatabaseError(
-        'TASKER_MIGRATION_FAILED',
-        `function file src/db/sql/${file.file} failed on ${db.displayName}: ${reason}. Nothing was applied.`,
-        { details: { file: file.file }, cause: error },
-      );
-    }
+    await execFile(db, tx, file.sql, `function file src/db/sql/${file.file}`, { file: file.file });
     await tx.query(
       `INSERT INTO tasker.schema_function_files (file, checksum) VALUES ($1, $2)
        ON CONFLICT (file) DO UPDATE SET checksum = excluded.checksum, applied_at = now()`,

@@ -47,7 +47,7 @@ $$;
 -- p_task carries the task row's values (task_uuid optional, processor_uuid for the transitions), p_steps the steps
 -- with their keys, p_edges [{"from", "to"}, ...]. Statements per task, whatever its size: one insert per table, one
 -- _q_send. Caller: create_tasks, for a batch of one.
-CREATE OR REPLACE FUNCTION tasker._create_task(p_task jsonb, p_steps jsonb, p_edges jsonb,
+CREATE OR REPLACE FUNCTION tasker._create_single_task(p_task jsonb, p_steps jsonb, p_edges jsonb,
                                                     p_request_msg_id bigint DEFAULT NULL)
 RETURNS TABLE (task_uuid uuid, current_state text, enqueued_steps integer, queue text, msg_ids bigint[])
 LANGUAGE plpgsql
@@ -130,8 +130,8 @@ $$;
 -- workers' wake-up signal rides in this commit: insertTask (src/db/queries/createTask.ts) asks for that inside a
 -- caller's transaction, where the signal must wait for that transaction, and alone on its pool, where nobody waits
 -- on the notify lock and a separate signal would only cost another round trip. Without, queue and msg_ids say what
--- to signal with tasker.signal_sent after the commit (see _create_task for why).
--- A batch of one goes through _create_task, a batch of several through _create_tasks: the set-based statements
+-- to signal with tasker.signal_sent after the commit (see _create_single_task for why).
+-- A batch of one goes through _create_single_task, a batch of several through _create_task_batch: the set-based statements
 -- cost more than the single task's for one task (13.43 M against 12.87 M instructions per linear four-step task,
 -- bench/sql/countInstructions.sh), and one-task creations are the latency path.
 CREATE OR REPLACE FUNCTION tasker.create_tasks(p_tasks jsonb, p_notify boolean)
@@ -149,7 +149,7 @@ DECLARE
 BEGIN
   IF jsonb_array_length(p_tasks) = 1 THEN
     v_one := p_tasks -> 0;
-    SELECT * INTO r FROM tasker._create_task(v_one -> 'task', v_one -> 'steps', v_one -> 'edges',
+    SELECT * INTO r FROM tasker._create_single_task(v_one -> 'task', v_one -> 'steps', v_one -> 'edges',
                                              (v_one ->> 'request_msg_id')::bigint);
     IF p_notify THEN
       PERFORM tasker._notify_sent(r.queue, r.msg_ids);
@@ -157,7 +157,7 @@ BEGIN
     RETURN QUERY SELECT r.task_uuid, r.current_state, r.enqueued_steps, r.queue, r.msg_ids;
     RETURN;
   END IF;
-  FOR r IN SELECT * FROM tasker._create_tasks(p_tasks) LOOP
+  FOR r IN SELECT * FROM tasker._create_task_batch(p_tasks) LOOP
     IF p_notify THEN
       PERFORM tasker._notify_sent(r.queue, r.msg_ids);
     END IF;
@@ -174,13 +174,13 @@ $$;
 -- Several tasks created in one commit, for create_tasks: the tasks that concurrent createTask calls of one process
 -- submit while an earlier creation is on its way (createTask.ts batches them through src/db/commitBatcher.ts).
 -- p_tasks: [{"task": {...}, "steps": [...], "edges": [...], "request_msg_id": null | bigint}, ...]. One row per task,
--- in input order, each exactly what _create_task returns for it and with the same rows written
+-- in input order, each exactly what _create_single_task returns for it and with the same rows written
 -- (test/integration/engine/setBasedBatches.test.ts compares them). Any error aborts the whole batch, and the caller
 -- then creates the tasks one by one, so one duplicate identity fails only its own request.
 -- Written as sets: one statement per table for the whole batch, one _q_send per queue, one archive of the request
 -- messages. A batch costs the same twenty-odd statements whatever its size; per-statement start-up (executor,
 -- relations and indexes opened, PL/pgSQL dispatch) is most of what one small task costs to create.
-CREATE OR REPLACE FUNCTION tasker._create_tasks(p_tasks jsonb)
+CREATE OR REPLACE FUNCTION tasker._create_task_batch(p_tasks jsonb)
 RETURNS TABLE (task_uuid uuid, current_state text, enqueued_steps integer, queue text, msg_ids bigint[])
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
@@ -194,7 +194,7 @@ DECLARE
   v_tasks uuid[];
   v_queues text[];
   v_correlations uuid[];
-  -- Root steps (no incoming edge), ordered by task then step uuid, as _create_task sends them.
+  -- Root steps (no incoming edge), ordered by task then step uuid, as _create_single_task sends them.
   v_root_steps uuid[];
   v_root_tasks uuid[];
   v_root_queues text[];

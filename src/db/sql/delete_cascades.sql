@@ -11,18 +11,18 @@
 -- What the keys also did is kept by these functions, fired by triggers that cost nothing on inserts and updates
 -- (the CREATE TRIGGER statements are in the numbered migrations):
 --
---   function                    trigger                                   on
---   _tasks_deleted              tasks_cascade_delete                      AFTER DELETE ON tasker.tasks,
---                                                                         FOR EACH STATEMENT, OLD TABLE AS gone
---   _steps_deleted              workflow_steps_cascade_delete             AFTER DELETE ON tasker.workflow_steps,
---                                                                         FOR EACH STATEMENT, OLD TABLE AS gone
---   _step_transitions_deleted   workflow_step_transitions_cascade_delete  AFTER DELETE ON
---                                                                         tasker.workflow_step_transitions,
---                                                                         FOR EACH STATEMENT, OLD TABLE AS gone
---   _tasks_truncated            tasks_cascade_truncate                    AFTER TRUNCATE ON tasker.tasks,
---                                                                         FOR EACH STATEMENT
---   _named_task_deleting        named_tasks_in_use                        BEFORE DELETE ON tasker.named_tasks,
---                                                                         FOR EACH ROW
+--   function                               trigger                                   on
+--   _on_tasks_delete                       tasks_cascade_delete                      AFTER DELETE ON tasker.tasks,
+--                                                                                    FOR EACH STATEMENT, OLD TABLE AS gone
+--   _on_workflow_steps_delete              workflow_steps_cascade_delete             AFTER DELETE ON tasker.workflow_steps,
+--                                                                                    FOR EACH STATEMENT, OLD TABLE AS gone
+--   _on_workflow_step_transitions_delete   workflow_step_transitions_cascade_delete  AFTER DELETE ON
+--                                                                                    tasker.workflow_step_transitions,
+--                                                                                    FOR EACH STATEMENT, OLD TABLE AS gone
+--   _on_tasks_truncate                     tasks_cascade_truncate                    AFTER TRUNCATE ON tasker.tasks,
+--                                                                                    FOR EACH STATEMENT
+--   _on_named_tasks_delete                 named_tasks_in_use                        BEFORE DELETE ON tasker.named_tasks,
+--                                                                                    FOR EACH ROW
 --
 --   * deleting a task deletes its steps, edges, transitions and result audit rows; deleting a step or a step
 --     transition deletes what hangs from it. The statement-level triggers chain: the DELETE a trigger runs fires
@@ -43,7 +43,7 @@
 
 
 -- Deleted tasks (transition table gone): their steps and their task transitions.
-CREATE OR REPLACE FUNCTION tasker._tasks_deleted()
+CREATE OR REPLACE FUNCTION tasker._on_tasks_delete()
 RETURNS trigger
 LANGUAGE plpgsql
 AS $$
@@ -58,14 +58,14 @@ $$;
 
 -- Deleted steps (transition table gone): the edges from and to them, and their transitions (whose own trigger
 -- removes their audit rows).
-CREATE OR REPLACE FUNCTION tasker._steps_deleted()
+CREATE OR REPLACE FUNCTION tasker._on_workflow_steps_delete()
 RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
   DELETE FROM tasker.workflow_step_edges e WHERE e.from_step_uuid IN (SELECT g.workflow_step_uuid FROM gone g);
   DELETE FROM tasker.workflow_step_edges e WHERE e.to_step_uuid IN (SELECT g.workflow_step_uuid FROM gone g);
-  -- Their audit rows go with their transitions (workflow_step_transitions' trigger, _step_transitions_deleted).
+  -- Their audit rows go with their transitions (workflow_step_transitions' trigger, _on_workflow_step_transitions_delete).
   DELETE FROM tasker.workflow_step_transitions t WHERE t.workflow_step_uuid IN (SELECT g.workflow_step_uuid FROM gone g);
   RETURN NULL;
 END;
@@ -73,7 +73,7 @@ $$;
 
 -- Deleted step transitions (transition table gone): their result audit rows. Every audit row belongs to one
 -- transition of its step.
-CREATE OR REPLACE FUNCTION tasker._step_transitions_deleted()
+CREATE OR REPLACE FUNCTION tasker._on_workflow_step_transitions_delete()
 RETURNS trigger
 LANGUAGE plpgsql
 AS $$
@@ -89,7 +89,7 @@ $$;
 -- TRUNCATE tasker.tasks CASCADE reaches tasks_dlq through its foreign key, and every other engine table through
 -- this. (tasks_dlq's key is also why a TRUNCATE of tasker.tasks without CASCADE fails.) Truncating any other
 -- engine table alone fires nothing.
-CREATE OR REPLACE FUNCTION tasker._tasks_truncated()
+CREATE OR REPLACE FUNCTION tasker._on_tasks_truncate()
 RETURNS trigger
 LANGUAGE plpgsql
 AS $$
@@ -106,7 +106,7 @@ $$;
 -- The check sees committed tasks and the deleting transaction's own: unlike the foreign key it takes no lock,
 -- so a task created from the template by a transaction still in flight does not stop the delete. src/ never
 -- deletes templates; this guards deletes by hand.
-CREATE OR REPLACE FUNCTION tasker._named_task_deleting()
+CREATE OR REPLACE FUNCTION tasker._on_named_tasks_delete()
 RETURNS trigger
 LANGUAGE plpgsql
 AS $$

@@ -64,8 +64,8 @@ describe('hot-path function settings', () => {
     // claim_steps.sql, complete_steps.sql, step_results.sql, task_finalization.sql and retention.sql define them.
     const entryPoints = [
       'create_tasks',
-      '_create_task',
-      '_create_tasks',
+      '_create_single_task',
+      '_create_task_batch',
       'claim_steps',
       'complete_many_and_claim',
       'process_step_results',

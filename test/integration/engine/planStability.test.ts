@@ -151,7 +151,7 @@ describe('hot-path plans made on small tables', () => {
     };
   }
 
-  /** A batch of one, its signal in the commit (tasker._create_task). */
+  /** A batch of one, its signal in the commit (tasker._create_single_task). */
   async function createOne(): Promise<void> {
     const { rows } = await session.query<{ enqueued_steps: number }>(
       'SELECT enqueued_steps FROM tasker.create_tasks($1::jsonb, true)',
@@ -160,7 +160,7 @@ describe('hot-path plans made on small tables', () => {
     expect(rows.map((r) => r.enqueued_steps)).toEqual([1]);
   }
 
-  /** A batch of several, signalled after the commit (tasker._create_tasks). */
+  /** A batch of several, signalled after the commit (tasker._create_task_batch). */
   async function createBatch(count: number): Promise<void> {
     const items = Array.from({ length: count }, () => ({ ...newTask(), request_msg_id: null }));
     const { rows } = await session.query('SELECT task_uuid FROM tasker.create_tasks($1::jsonb, false)', [

@@ -1,8 +1,8 @@
 /**
  * Batches are written as sets: tasker.create_tasks given several tasks inserts them with one statement per table
- * (tasker._create_tasks, src/db/sql/create_tasks.sql), and tasker.complete_many_and_claim given several successful
+ * (tasker._create_task_batch, src/db/sql/create_tasks.sql), and tasker.complete_many_and_claim given several successful
  * results applies them with one statement per table (src/db/sql/complete_steps.sql). A batch of one takes the
- * per-item path instead (tasker._create_task; tasker._complete_step, src/db/sql/complete_one_step.sql), and both
+ * per-item path instead (tasker._create_single_task; tasker._complete_step, src/db/sql/complete_one_step.sql), and both
  * paths must write exactly the same rows. So every test here builds the same workflows twice, in two namespaces,
  * once item by item (create_tasks with a batch of one, complete_many_and_claim with a batch of one) and once as
  * one batch of several, and compares everything a user or operator can read: task and step states, both
@@ -131,7 +131,7 @@ describe('set-based batches (create_tasks, complete_many_and_claim)', () => {
     await register(single);
     const order = ['diamond', 'linear', 'fan', 'single', 'diamond'] as const;
 
-    // One at a time: createTask alone on the pool is tasker.create_tasks with a batch of one (tasker._create_task).
+    // One at a time: createTask alone on the pool is tasker.create_tasks with a batch of one (tasker._create_single_task).
     const singles: string[] = [];
     for (const [i, key] of order.entries()) {
       const created = await createTask(db, {
@@ -143,7 +143,7 @@ describe('set-based batches (create_tasks, complete_many_and_claim)', () => {
       singles.push(created.taskUuid);
     }
 
-    // The same tasks in one create_tasks call (tasker._create_tasks); the third arrived as a task request message.
+    // The same tasks in one create_tasks call (tasker._create_task_batch); the third arrived as a task request message.
     await db.query(`SELECT pgmq.send('orchestration_task_requests', '{"request": "third"}'::jsonb)`);
     const { rows: requests } = await db.query<{ msg_id: string }>(
       'SELECT msg_id FROM pgmq.q_orchestration_task_requests ORDER BY msg_id DESC LIMIT 1',

@@ -5,7 +5,8 @@
  * (the reason is written there); for them the test checks that the generator is their one definition and that
  * the live text carries one branch per queue.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_FUNCTIONS_DIR, loadFunctionFiles } from '../../../src/db/migrate.ts';
 import { useTestDatabase } from '../../helpers/testDatabase.ts';
@@ -71,6 +72,23 @@ describe('SQL functions as source files', () => {
     }
     // Nothing defined in the files is missing from the database.
     expect(definitions.map((d) => d.name).filter((name) => !liveNames.includes(name))).toEqual([]);
+  });
+
+  it('a plain-text search for "FUNCTION tasker.<name>" in src/ finds exactly one line for every tasker function', async () => {
+    const srcDir = fileURLToPath(new URL('../../../src/', import.meta.url));
+    const sources = readdirSync(srcDir, { recursive: true, encoding: 'utf8' })
+      .filter((file) => /\.(sql|ts)$/.test(file))
+      .map((file) => readFileSync(`${srcDir}/${file}`, 'utf8'));
+    const lines = sources.flatMap((text) => text.split('\n'));
+    const { rows } = await getDb().db.query<{ name: string }>(
+      `SELECT DISTINCT p.proname AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+       WHERE n.nspname = 'tasker' ORDER BY 1`,
+    );
+    const counts = rows.map(({ name }) => [
+      name,
+      lines.filter((line) => line.includes(`FUNCTION tasker.${name}`)).length,
+    ]);
+    expect(counts.filter(([, count]) => count !== 1)).toEqual([]);
   });
 
   it('the generated queue functions carry a static branch for every dispatched queue', async () => {

@@ -4,6 +4,7 @@
  * the table against reference §2.2 and its properties as a machine.
  */
 import { describe, expect, it } from 'vitest';
+import { stateMachineWalk } from '../../helpers/stateMachineWalk.ts';
 import {
   AWAITING_ORCHESTRATION_STEP_STATES,
   DEPENDENCY_SATISFYING_STEP_STATES,
@@ -67,37 +68,7 @@ const format = ([from, event, to]: Edge): string => `${from} --${event}--> ${to}
 
 const EDGES: Edge[] = stepTransitionEdges().map(({ from, event, to }): Edge => [from, event, to]);
 
-function eventsFrom(state: StepState): StepEventType[] {
-  return EDGES.filter(([from]) => from === state).map(([, event]) => event);
-}
-
-function targetsFrom(state: StepState): Set<StepState> {
-  return new Set(EDGES.filter(([from]) => from === state).map(([, , to]) => to));
-}
-
-/** The states reachable from `start` in zero or more transitions. */
-function reachableFrom(start: StepState): Set<StepState> {
-  const seen = new Set<StepState>([start]);
-  const queue = [start];
-  for (let state = queue.shift(); state !== undefined; state = queue.shift()) {
-    for (const to of targetsFrom(state)) {
-      if (!seen.has(to)) {
-        seen.add(to);
-        queue.push(to);
-      }
-    }
-  }
-  return seen;
-}
-
-/** Follows `events` through the table from `start`; fails the test at the first event the state refuses. */
-function follow(start: StepState, events: StepEventType[]): StepState {
-  return events.reduce<StepState>((state, event) => {
-    const to = STEP_TRANSITIONS[state][event];
-    if (to === undefined) throw new Error(`${state} does not accept ${event}`);
-    return to;
-  }, start);
-}
+const { eventsFrom, targetsFrom, reachableFrom, follow } = stateMachineWalk(EDGES, STEP_TRANSITIONS);
 
 describe('step states', () => {
   it("has tasker-core's 10 states with their exact names", () => {

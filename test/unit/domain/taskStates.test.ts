@@ -4,6 +4,7 @@
  * the table against reference §2.1 and its properties as a machine.
  */
 import { describe, expect, it } from 'vitest';
+import { stateMachineWalk } from '../../helpers/stateMachineWalk.ts';
 import {
   ACTIVE_TASK_STATES,
   isTaskState,
@@ -65,37 +66,7 @@ const format = ([from, event, to]: Edge): string => `${from} --${event}--> ${to}
 
 const EDGES: Edge[] = taskTransitionEdges().map(({ from, event, to }): Edge => [from, event, to]);
 
-function eventsFrom(state: TaskState): TaskEventType[] {
-  return EDGES.filter(([from]) => from === state).map(([, event]) => event);
-}
-
-function targetsFrom(state: TaskState): Set<TaskState> {
-  return new Set(EDGES.filter(([from]) => from === state).map(([, , to]) => to));
-}
-
-/** The states reachable from `start` in zero or more transitions. */
-function reachableFrom(start: TaskState): Set<TaskState> {
-  const seen = new Set<TaskState>([start]);
-  const queue = [start];
-  for (let state = queue.shift(); state !== undefined; state = queue.shift()) {
-    for (const to of targetsFrom(state)) {
-      if (!seen.has(to)) {
-        seen.add(to);
-        queue.push(to);
-      }
-    }
-  }
-  return seen;
-}
-
-/** Follows `events` through the table from `start`; fails the test at the first event the state refuses. */
-function follow(start: TaskState, events: TaskEventType[]): TaskState {
-  return events.reduce<TaskState>((state, event) => {
-    const to = TASK_TRANSITIONS[state][event];
-    if (to === undefined) throw new Error(`${state} does not accept ${event}`);
-    return to;
-  }, start);
-}
+const { eventsFrom, targetsFrom, reachableFrom, follow } = stateMachineWalk(EDGES, TASK_TRANSITIONS);
 
 describe('task states', () => {
   it("has tasker-core's 12 states with their exact names", () => {
