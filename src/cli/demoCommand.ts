@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { migrate } from '../db/migrate.ts';
+import { schemaReportLine } from './schemaReport.ts';
 import { PgmqMessagingProvider } from '../messaging/pgmq/pgmqMessagingProvider.ts';
 import type { QueueSignal } from '../messaging/messagingProvider.ts';
 import { openCreatingDatabase, resolveDatabase } from './databaseOption.ts';
@@ -59,9 +60,7 @@ export function registerDemoCommand(program: Command): void {
           `Database: ${db.displayName} (${db.kind === 'pglite' ? 'embedded PGlite, no server needed' : 'PostgreSQL'})`,
         );
         const report = await migrate(db);
-        out(
-          `✓ Schema at version ${report.current}${report.applied.length > 0 ? ` (applied ${report.applied.length} migrations)` : ''}`,
-        );
+        out(schemaReportLine(report));
         await provider.ensureQueue(QUEUE);
         await runDemo(provider, config.pgmq.visibility_timeout_seconds);
       } finally {

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { isPgliteUrl } from '../db/connectionString.ts';
 import { migrate } from '../db/migrate.ts';
+import { schemaReportLine } from './schemaReport.ts';
 import { exitOnShutdownSignals } from '../resilience/gracefulShutdown.ts';
 import { openCreatingDatabase } from './databaseOption.ts';
 import { loadServiceConfig, serviceLogger } from './serviceCommands.ts';
@@ -69,9 +70,7 @@ export function registerDevCommand(program: Command): void {
         `Database: ${db.displayName} (${isPgliteUrl(databaseUrl) ? 'embedded PGlite, no server needed' : 'PostgreSQL'})`,
       );
       const report = await migrate(db);
-      out(
-        `✓ Schema at version ${report.current}${report.applied.length > 0 ? ` (applied ${report.applied.length} migrations)` : ''}`,
-      );
+      out(schemaReportLine(report));
       // The service loads the handlers and templates the flags (or the examples) name. Services are imported
       // here, not at CLI start-up (see registerServiceCommands).
       const [{ startWorkerService }, { startOrchestrationService }] = await Promise.all([

@@ -44,7 +44,7 @@ describe('tasker dev', () => {
       expect(run.stderr).toBe('');
       expect(run.code).toBe(0);
       expect(run.stdout).toContain('embedded PGlite');
-      expect(run.stdout).toMatch(/Schema at version \d+ \(applied \d+ migrations\)/);
+      expect(run.stdout).toMatch(/Schema at version \d+ \(applied \d+ migrations, \d+ SQL function files\)/);
       expect(run.stdout).toMatch(/REST API at http:\/\/127\.0\.0\.1:\d+/);
       // The mixed DAG with n = 2: every step's value is shown as it completes.
       for (const [step, value] of [
