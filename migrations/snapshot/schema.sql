@@ -2090,17 +2090,20 @@ BEGIN
   IF jsonb_array_length(p_tasks) = 1 THEN
     v_one := p_tasks -> 0;
     SELECT * INTO r FROM tasker._create_single_task(v_one -> 'task', v_one -> 'steps', v_one -> 'edges',
-                                             (v_one ->> 'request_msg_id')::bigint);
+                                                    (v_one ->> 'request_msg_id')::bigint);
     IF p_notify THEN
       PERFORM tasker._notify_sent(r.queue, r.msg_ids);
     END IF;
     RETURN QUERY SELECT r.task_uuid, r.current_state, r.enqueued_steps, r.queue, r.msg_ids;
     RETURN;
   END IF;
+  IF NOT p_notify THEN
+    RETURN QUERY SELECT * FROM tasker._create_task_batch(p_tasks);
+    RETURN;
+  END IF;
+  -- A batch that notifies in its commit (createTask.ts never asks for one): a signal per task.
   FOR r IN SELECT * FROM tasker._create_task_batch(p_tasks) LOOP
-    IF p_notify THEN
-      PERFORM tasker._notify_sent(r.queue, r.msg_ids);
-    END IF;
+    PERFORM tasker._notify_sent(r.queue, r.msg_ids);
     task_uuid := r.task_uuid;
     current_state := r.current_state;
     enqueued_steps := r.enqueued_steps;

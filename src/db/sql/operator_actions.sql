@@ -18,7 +18,7 @@
 --
 --   reset_for_retry    error -> pending, attempts 0, last_error/next_retry_at/claim cleared (the old attempts and
 --                      error go into the transition metadata); the step runs again with a fresh retry budget. The
---                      attempt number is also complete_step's fencing token, so restarting it at 0 lets a worker
+--                      attempt number is also the completion's fencing token, so restarting it at 0 lets a worker
 --                      from before the reset that outlived its lease by the whole new run, and reports while the
 --                      new run has its attempt number, store its (genuine) result once.
 --   resolve_manually   -> resolved_manually: the step counts as done (dependents run), results kept as they are.
@@ -177,7 +177,7 @@ $$;
 -- Steps in complete, cancelled, resolved_manually or error keep their state (a failed step stays visible as
 -- failed); every other step moves to cancelled, whatever it was doing. Their queue messages are left where they
 -- are: claim_steps archives the message of a step whose task is finished, and a result that arrives later for a
--- cancelled step is stored nowhere (complete_step answers 'stale': the step is no longer in_progress).
+-- cancelled step is stored nowhere (complete_many_and_claim answers 'stale': the step is no longer in_progress).
 --
 -- Locks the task row, then the steps it cancels FOR UPDATE in step-key order. claim_steps, on an expired lease
 -- with no attempts left, locks the step first and its task afterwards, so the two can deadlock; PostgreSQL then

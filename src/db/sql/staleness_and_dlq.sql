@@ -127,7 +127,8 @@ $$;
 -- The task's steps: those that could still run or be waiting for a run (enqueued, in_progress,
 -- waiting_for_retry) move to error with last_error {error_type: staleness_timeout}, and an in_progress step's
 -- lease message is archived. Nothing of the task runs any more (claim_steps archives messages of a task in
--- error), a late result of such a step is refused by complete_step (the step is no longer in_progress: 'stale'),
+-- error), a late result of such a step is refused by complete_many_and_claim (the step is no longer in_progress:
+-- 'stale'),
 -- and an operator revives the task by resetting (or resolving/completing) those steps: when no step is left in
 -- error, apply_step_action brings the task back and it carries on. pending steps never started and stay
 -- pending; steps whose result is stored (enqueued_*_for_orchestration) are left for the result processor, which
