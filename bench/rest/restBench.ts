@@ -9,9 +9,16 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../../src/config/loadConfig.ts';
+import type { Queryable } from '../../src/db/database.ts';
 import { ensureDatabaseExists } from '../../src/db/createDatabase.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { PostgresDatabase } from '../../src/db/postgresDatabase.ts';
+import { TERMINAL_TASK_STATES } from '../../src/domain/state/taskStates.ts';
+import { createTask } from '../../src/orchestration/taskInitializer.ts';
+import { TemplateCache } from '../../src/orchestration/templateCache.ts';
+import { openServiceDatabase } from '../../src/services/openServiceDatabase.ts';
+import { templateCacheOptions } from '../../src/services/serviceOptions.ts';
 import {
   startOrchestrationProcess,
   startWorkerProcess,
@@ -45,6 +52,7 @@ const config = {
   diamonds: Math.round(envNumber('BENCH_DIAMONDS', 500)),
   oneStepTasks: Math.round(envNumber('BENCH_ONE_STEP_TASKS', 5000)),
   concurrency: Math.round(envNumber('BENCH_CREATE_CONCURRENCY', 16)),
+  creationTasks: Math.round(envNumber('BENCH_CREATION_TASKS', 2000)),
 };
 
 interface Task {
@@ -171,6 +179,55 @@ async function bulk(api: string, workflow: BenchWorkflow, count: number): Promis
   return { tasks: count, failed, seconds, tasksPerSecond: count / seconds, latency: distribution(latencies) };
 }
 
+interface CreationResult {
+  tasks: number;
+  seconds: number;
+  tasksPerSecond: number;
+  /** One creation: POST sent → 201 received, or createTask() called → returned. */
+  latency: Distribution;
+}
+
+/**
+ * Creation only: `count` one-step tasks created by `config.concurrency` callers, each starting its next
+ * creation when the last one returned; after as many untimed ones first (pool connections opened, statements
+ * prepared, keep-alive sockets up). The worker runs the tasks meanwhile, as it would in production.
+ */
+async function creationThroughput(label: string, createOne: (seq: number) => Promise<unknown>) {
+  const warmup = config.concurrency * 4;
+  progress(`${label}: ${config.creationTasks} one-step tasks, ${config.concurrency} concurrent callers`);
+  await pool(warmup, config.concurrency, async (i) => {
+    await createOne(i);
+  });
+  const samples: number[] = [];
+  const started = performance.now();
+  await pool(config.creationTasks, config.concurrency, async (i) => {
+    const t0 = performance.now();
+    await createOne(warmup + i);
+    samples.push(performance.now() - t0);
+  });
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    tasks: config.creationTasks,
+    seconds,
+    tasksPerSecond: config.creationTasks / seconds,
+    latency: distribution(samples),
+  } satisfies CreationResult;
+}
+
+/** Waits (untimed) until the worker has finished every task, so one leg's work does not load the next. */
+async function drain(admin: Queryable): Promise<void> {
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    const { rows } = await admin.query<{ left: number }>(
+      'SELECT count(*)::int AS left FROM tasker.tasks WHERE current_state::text <> ALL($1)',
+      [TERMINAL_TASK_STATES],
+    );
+    if ((rows[0]?.left ?? 0) === 0) return;
+    if (Date.now() > deadline) throw new Error(`${rows[0]?.left} tasks still unfinished after 300 s`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 const ms = (value: number): string => fixed(value, 2);
 
 async function main(): Promise<void> {
@@ -213,6 +270,27 @@ async function main(): Promise<void> {
     const diamonds = await bulk(api, DIAMOND, config.diamonds);
     await reset();
     const oneStep = await bulk(api, ONE_STEP, config.oneStepTasks);
+
+    // Creation throughput, HTTP against in-process. The library leg is what the route runs for each POST
+    // (createTask with the orchestration service's pool size and template cache, both from the same
+    // production configuration), called by this process; so the ratio is what HTTP, fastify, the 201 view
+    // and its task read add to a creation.
+    await reset();
+    const httpCreation = await creationThroughput('POST /v1/tasks', (seq) => create(api, ONE_STEP, seq));
+    await drain(admin);
+    await reset();
+    const loaded = loadConfig({ env: { ...process.env, ...env, DATABASE_URL: config.databaseUrl } });
+    const library = await openServiceDatabase(loaded);
+    let libraryCreation: CreationResult;
+    try {
+      const templates = new TemplateCache(templateCacheOptions(loaded.config));
+      libraryCreation = await creationThroughput('library createTask()', (seq) =>
+        createTask(library, taskRequest(ONE_STEP, seq), { templates }),
+      );
+      await drain(admin);
+    } finally {
+      await library.close();
+    }
 
     printMachineHeader(
       'Tasker REST benchmark (separate orchestration and worker processes, HTTP client)',
@@ -271,6 +349,37 @@ async function main(): Promise<void> {
         [false, true, true, true, true, true, true],
       ),
     );
+    console.log('');
+    console.log(
+      formatTable(
+        [
+          `creation, ${config.concurrency} concurrent callers`,
+          'tasks',
+          'seconds',
+          'tasks/s',
+          'vs library',
+          'p50 ms',
+          'p99 ms',
+        ],
+        (
+          [
+            ['POST /v1/tasks (HTTP keep-alive)', httpCreation],
+            ['library createTask() in-process', libraryCreation],
+          ] as const
+        ).map(([label, result]) => {
+          return [
+            label,
+            String(result.tasks),
+            fixed(result.seconds, 2),
+            fixed(result.tasksPerSecond, 0),
+            fixed(result.tasksPerSecond / libraryCreation.tasksPerSecond, 2),
+            ms(result.latency.p50),
+            ms(result.latency.p99),
+          ];
+        }),
+        [false, true, true, true, true, true, true],
+      ),
+    );
     if (chain.failed + chainOneRequest.failed > 0)
       console.log(`  ${chain.failed + chainOneRequest.failed} linear runs did not complete`);
     console.log(
@@ -299,6 +408,17 @@ async function main(): Promise<void> {
           tasksPerSecond: round(oneStep.tasksPerSecond, 1),
           p50: round(oneStep.latency.p50, 1),
           p99: round(oneStep.latency.p99, 1),
+        },
+        creation: {
+          concurrency: config.concurrency,
+          tasks: config.creationTasks,
+          httpTasksPerSecond: round(httpCreation.tasksPerSecond, 1),
+          httpP50: round(httpCreation.latency.p50, 3),
+          httpP99: round(httpCreation.latency.p99, 3),
+          libraryTasksPerSecond: round(libraryCreation.tasksPerSecond, 1),
+          libraryP50: round(libraryCreation.latency.p50, 3),
+          libraryP99: round(libraryCreation.latency.p99, 3),
+          ratio: round(httpCreation.tasksPerSecond / libraryCreation.tasksPerSecond, 3),
         },
       })}`,
     );

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { TaskerClient } from '../client/taskerClient.ts';
-import type { JsonBody, StepView, TaskView } from '../client/taskerClient.ts';
+import type { StepActionRequest, StepView, TaskRequest, TaskSummary } from '../client/taskerClient.ts';
 import { ValidationError } from '../domain/errors.ts';
 import { out, printJson, printTask, table } from './clientOutput.ts';
 import { formatStepLine, watchTask } from './taskProgress.ts';
@@ -24,7 +24,7 @@ function withClientOptions(command: Command): Command {
 }
 
 /** A JSON option value, or `@file` to read it from a file. */
-function parseJsonOption(value: string, option: string): unknown {
+export function parseJsonOption(value: string, option: string): unknown {
   const text = value.startsWith('@') ? readFileSync(value.slice(1), 'utf8') : value;
   try {
     return JSON.parse(text);
@@ -37,7 +37,7 @@ function parseJsonOption(value: string, option: string): unknown {
 }
 
 /** `namespace/name` or `namespace/name@version`. */
-function parseTemplateRef(ref: string): { namespace: string; name: string; version?: string } {
+export function parseTemplateRef(ref: string): { namespace: string; name: string; version?: string } {
   const match = /^([^/@\s]+)\/([^/@\s]+)(?:@([^/@\s]+))?$/.exec(ref);
   if (match === null) {
     throw new ValidationError(
@@ -98,9 +98,10 @@ export function registerClientCommands(program: Command): void {
       },
     ) => {
       const client = clientFrom(flags);
-      const body: JsonBody = {
+      const body: TaskRequest = {
         ...parseTemplateRef(ref),
-        context: parseJsonOption(flags.context, '--context'),
+        // The server checks that the context is a JSON object (400 TASKER_INVALID_TASK_REQUEST).
+        context: parseJsonOption(flags.context, '--context') as TaskRequest['context'],
         ...(flags.idempotencyKey !== undefined && { idempotency_key: flags.idempotencyKey }),
         ...(flags.initiator !== undefined && { initiator: flags.initiator }),
         ...(flags.reason !== undefined && { reason: flags.reason }),
@@ -168,7 +169,7 @@ export function registerClientCommands(program: Command): void {
       out(
         table(
           ['TASK', 'TEMPLATE', 'STATUS', 'DONE', 'CREATED'],
-          answer.tasks.map((t: TaskView) => [
+          answer.tasks.map((t: TaskSummary) => [
             t.task_uuid,
             `${t.namespace}/${t.name}@${t.version}`,
             t.status,
@@ -194,7 +195,7 @@ export function registerClientCommands(program: Command): void {
   const stepAction = (
     name: string,
     description: string,
-    build: (flags: Record<string, string | undefined>) => JsonBody,
+    build: (flags: Record<string, string | undefined>) => StepActionRequest,
     extra: (command: Command) => Command = (c) => c,
   ): void => {
     withClientOptions(
@@ -209,7 +210,7 @@ export function registerClientCommands(program: Command): void {
       async (taskUuid: string, stepRef: string, flags: ClientFlags & Record<string, string | undefined>) => {
         const client = clientFrom(flags);
         const stepUuid = await stepUuidOf(client, taskUuid, stepRef);
-        const body: JsonBody = {
+        const body: StepActionRequest = {
           ...build(flags),
           ...(flags.reason !== undefined && { reason: flags.reason }),
           ...(flags.by !== undefined && { resolved_by: flags.by }),
@@ -231,7 +232,10 @@ export function registerClientCommands(program: Command): void {
       action_type: 'complete_manually',
       completion_data: {
         result: parseJsonOption(flags.result ?? 'null', '--result'),
-        ...(flags.metadata !== undefined && { metadata: parseJsonOption(flags.metadata, '--metadata') }),
+        // The server checks that the metadata is a JSON object (400 TASKER_INVALID_REQUEST).
+        ...(flags.metadata !== undefined && {
+          metadata: parseJsonOption(flags.metadata, '--metadata') as Record<string, unknown>,
+        }),
       },
     }),
     (c) =>

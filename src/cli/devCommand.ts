@@ -7,6 +7,7 @@ import { exitOnShutdownSignals } from '../resilience/gracefulShutdown.ts';
 import { openCreatingDatabase } from './databaseOption.ts';
 import { loadServiceConfig, serviceLogger } from './serviceCommands.ts';
 import { formatStepLine, watchTask } from './taskProgress.ts';
+import { parseJsonOption, parseTemplateRef } from './clientCommands.ts';
 
 const EMBEDDED_DEV_URL = 'pglite:./.tasker/dev';
 const EXAMPLE_TEMPLATES = fileURLToPath(new URL('../../examples/templates/', import.meta.url));
@@ -20,6 +21,8 @@ interface DevFlags {
   templates?: string;
   sample: boolean;
   once: boolean;
+  task?: string;
+  context?: string;
 }
 
 const out = (line: string): void => {
@@ -41,9 +44,31 @@ export function registerDevCommand(program: Command): void {
     .option('-p, --port <port>', 'REST API port on 127.0.0.1', '8080')
     .option('--handlers <module>', 'your handlers module instead of the examples')
     .option('--templates <paths>', 'your template folders instead of the examples (":"-separated)')
-    .option('--no-sample', 'do not run the sample task at start')
-    .option('--once', 'exit after the sample task has finished (exit 1 if it did not complete)', false)
+    .option(
+      '--task <template>',
+      `the task to run at start, namespace/name[@version] of your templates (default ${SAMPLE_TASK.namespace}/${SAMPLE_TASK.name}@${SAMPLE_TASK.version} of the examples)`,
+    )
+    .option('--context <json>', 'context of the --task task as JSON, or @file.json (default {})')
+    .option('--no-sample', 'do not run a task at start')
+    .option('--once', 'exit after the task run at start has finished (exit 1 if it did not complete)', false)
     .action(async (flags: DevFlags) => {
+      // Checked before anything starts, so a typo costs no database start-up. The server checks that the
+      // context is a JSON object (400 TASKER_INVALID_TASK_REQUEST).
+      const sampleTask =
+        flags.task === undefined
+          ? flags.context === undefined
+            ? SAMPLE_TASK
+            : {
+                ...SAMPLE_TASK,
+                context: parseJsonOption(flags.context, '--context') as Record<string, unknown>,
+              }
+          : {
+              ...parseTemplateRef(flags.task),
+              context:
+                flags.context === undefined
+                  ? {}
+                  : (parseJsonOption(flags.context, '--context') as Record<string, unknown>),
+            };
       const databaseUrl =
         flags.databaseUrl ??
         (process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL.trim() !== ''
@@ -52,7 +77,8 @@ export function registerDevCommand(program: Command): void {
       const loaded = loadServiceConfig({
         databaseUrl,
         handlers: flags.handlers ?? EXAMPLE_HANDLERS,
-        templates: flags.templates ?? EXAMPLE_TEMPLATES,
+        // Your own handlers module brings its own templates (or workflows): the examples' would lack handlers.
+        templates: flags.templates ?? (flags.handlers === undefined ? EXAMPLE_TEMPLATES : undefined),
       });
       // One process: REST on one local port is all it serves (no worker HTTP, no gRPC); quieter logs unless asked for.
       loaded.config.worker.web.enabled = false;
@@ -100,8 +126,8 @@ export function registerDevCommand(program: Command): void {
       let sampleOk = true;
       if (flags.sample) {
         out('');
-        out(`→ POST ${api}/v1/tasks ${JSON.stringify(SAMPLE_TASK)}`);
-        const final = await watchTask(api, SAMPLE_TASK, (step) => out(formatStepLine(step)));
+        out(`→ POST ${api}/v1/tasks ${JSON.stringify(sampleTask)}`);
+        const final = await watchTask(api, sampleTask, (step) => out(formatStepLine(step)));
         sampleOk = final.status === 'complete';
         out(
           `${sampleOk ? '✓' : '✗'} task ${final.task_uuid} ${final.status} in ${final.elapsedMs} ms` +

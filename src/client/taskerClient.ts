@@ -1,161 +1,347 @@
 import { TaskerError } from '../domain/errors.ts';
-import type { TaskerErrorCode } from '../domain/errors.ts';
+import { TERMINAL_TASK_STATES } from '../domain/state/taskStates.ts';
+import { DuplicateTaskError, ServerAnswerError, ServerUnreachableError } from './clientErrors.ts';
+import type {
+  JsonObject,
+  ListTasksQuery,
+  StepActionRequest,
+  StepResults,
+  StepView,
+  TaskList,
+  TaskRequest,
+  TaskView,
+} from './clientTypes.ts';
+import { abortReason, HttpTransport, TransportFailure } from './httpTransport.ts';
+import type { AgentOptions, HttpAnswer } from './httpTransport.ts';
+import {
+  isRepeatable,
+  parseRetryAfter,
+  resolveRetryOptions,
+  retryDelayMs,
+  shouldRetry,
+} from './retryPolicy.ts';
+import type { AttemptOutcome, ResolvedRetryOptions, RetryOptions } from './retryPolicy.ts';
 
 // The client is public API for programs that talk to a Tasker server: its exports carry `@public`, so the
-// dead-export check (`npm run knip`) never reports them, even where the CLI does not use them.
-
-/**
- * An error answer from a Tasker server: its HTTP status and its `{error: {code, message, details}}`.
- * @public
- */
-export class ServerAnswerError extends TaskerError {
-  readonly status: number;
-
-  constructor(status: number, code: string, message: string, details: Record<string, unknown> = {}) {
-    // Server codes come from the same code list; an unknown one (a newer server) is kept as it is.
-    super(code as TaskerErrorCode, message, { details: { ...details, http_status: status } });
-    this.status = status;
-  }
-}
-
-/** @public */
-export interface StepView {
-  step_uuid: string;
-  name: string;
-  status: string;
-  attempts: number;
-  max_attempts: number;
-  result?: unknown;
-  error?: unknown;
-  [key: string]: unknown;
-}
-
-/** @public */
-export interface TaskView {
-  task_uuid: string;
-  namespace: string;
-  name: string;
-  version: string;
-  status: string;
-  completion_percentage?: number;
-  steps?: StepView[];
-  [key: string]: unknown;
-}
+// dead-export check (`npm run knip`) never reports them, even where the CLI does not use them. This module
+// is the client's one import: it re-exports the errors and types.
+export { DuplicateTaskError, ServerAnswerError, ServerUnreachableError } from './clientErrors.ts';
+export type * from './clientTypes.ts';
+export type { AgentOptions } from './httpTransport.ts';
+export type { RetryOptions } from './retryPolicy.ts';
 
 /** @public */
 export type JsonBody = Record<string, unknown>;
 
+/** @public */
+export interface TaskerClientOptions {
+  /**
+   * One attempt's bound: waiting for a connection, sending, and reading the whole answer. A long poll
+   * (`waitSeconds`) adds its wait to it.
+   * @defaultValue 30000
+   */
+  timeoutMs?: number;
+  /** Retries of 429, 503 and failed connections (see RetryOptions); `false` turns them off. */
+  retry?: RetryOptions | false;
+  /** The keep-alive connections. */
+  agent?: AgentOptions;
+}
+
+/** @public */
+export interface CallOptions {
+  /** Aborts the call, retry waits included; the call rejects with `signal.reason`. */
+  signal?: AbortSignal;
+  /** This call's per-attempt timeout. @defaultValue the client's `timeoutMs` */
+  timeoutMs?: number;
+}
+
+/** @public */
+export interface LongPollOptions extends CallOptions {
+  /**
+   * Seconds the server holds the answer until the task is finished (`?wait=`, 0..60; the server may cap it
+   * lower, just below its request timeout). @defaultValue 0: answer at once
+   */
+  waitSeconds?: number;
+}
+
+/** @public */
+export interface WaitForTaskOptions extends CallOptions {
+  /**
+   * How long to wait in all; the answer is the task as it is then, finished or not (check `status`).
+   * @defaultValue 300000
+   */
+  waitMs?: number;
+}
+
+const MAX_WAIT_SECONDS = 60;
+/** Per long poll in waitForTask: short enough that no proxy idle timeout cuts it. */
+const POLL_WAIT_SECONDS = 25;
+const TERMINAL = new Set<string>(TERMINAL_TASK_STATES);
+
 /**
- * A small client of the orchestration REST API v1, used by the CLI and usable from programs. Errors come back
- * as ServerAnswerError with the server's code; an unreachable server is TASKER_SERVER_UNREACHABLE naming the URL.
+ * A client of the orchestration REST API v1, used by the CLI and usable from programs. One keep-alive
+ * agent per client (`close()` releases it); 429 and 503 are retried as their `Retry-After` asks, within
+ * bounds (RetryOptions, docs/api.md "The TypeScript client"). Every failure is a TaskerError:
+ * ServerAnswerError (the server's status, code and message), DuplicateTaskError (409 to createTask),
+ * ServerUnreachableError (no answer: `TASKER_SERVER_UNREACHABLE`, `TASKER_CLIENT_TIMEOUT`), or
+ * `TASKER_CLOSED` after close(). A caller's abort rejects with the signal's reason.
  * @public
  */
 export class TaskerClient {
   readonly baseUrl: string;
   private readonly timeoutMs: number;
+  private readonly retry: ResolvedRetryOptions;
+  private readonly transport: HttpTransport;
+  private closed = false;
 
-  constructor(baseUrl: string, options: { timeoutMs?: number } = {}) {
+  constructor(baseUrl: string, options: TaskerClientOptions = {}) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.retry = resolveRetryOptions(options.retry);
+    this.transport = new HttpTransport(this.baseUrl, options.agent);
   }
 
   /**
-   * One API call. A read answered 503 (server shedding load, database briefly unavailable) is retried up to
-   * three times, waiting what Retry-After asks (at most 2 s); writes are never retried here.
+   * Creates a task (`POST /v1/tasks`). With `waitSeconds`, the answer comes once the task is finished (or
+   * after that long, with the task as it is then). A 409 is a DuplicateTaskError.
    */
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.requestOnce<T>(method, path, body);
-      } catch (error) {
-        if (!(error instanceof ServerAnswerError) || error.status !== 503 || method !== 'GET' || attempt > 3)
-          throw error;
-        const retryAfter = Number(error.details.retry_after_seconds ?? 1);
-        await new Promise((resolve) =>
-          setTimeout(resolve, Math.min(2_000, Math.max(100, retryAfter * 1000))),
-        );
-      }
-    }
+  createTask<Input extends JsonObject = JsonObject, Output extends StepResults = StepResults>(
+    request: TaskRequest<Input>,
+    options: LongPollOptions = {},
+  ): Promise<TaskView<Input, Output>> {
+    return this.request('POST', `/v1/tasks${waitQuery(options.waitSeconds)}`, request, {
+      ...options,
+      timeoutMs: longPollTimeout(options, this.timeoutMs),
+    });
   }
 
-  private async requestOnce<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const url = `${this.baseUrl}${path}`;
-    let response: Response;
-    try {
-      response = await fetch(url, {
-        method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        ...(body !== undefined && { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
-      throw new TaskerError(
-        'TASKER_SERVER_UNREACHABLE',
-        `cannot reach the Tasker server at ${this.baseUrl} (${cause}); start it (npx tasker orchestration, or npx tasker dev) or pass --url / set TASKER_URL`,
-        { cause: error },
-      );
-    }
-    const text = await response.text();
-    let parsed: unknown;
-    try {
-      parsed = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    if (!response.ok) {
-      const error = (
-        parsed as { error?: { code?: string; message?: string; details?: Record<string, unknown> } }
-      )?.error;
-      const retryAfter = response.headers.get('retry-after');
-      throw new ServerAnswerError(
-        response.status,
-        error?.code ?? 'TASKER_API_ERROR',
-        error?.message ?? `${method} ${path} answered HTTP ${response.status}`,
-        {
-          ...(error?.details ?? {}),
-          ...(retryAfter !== null && { retry_after_seconds: Number(retryAfter) }),
-        },
-      );
-    }
-    return parsed as T;
-  }
-
-  createTask(request: JsonBody): Promise<TaskView> {
-    return this.request('POST', '/v1/tasks', request);
-  }
-
-  getTask(taskUuid: string): Promise<TaskView> {
-    return this.request('GET', `/v1/tasks/${encodeURIComponent(taskUuid)}`);
-  }
-
-  listTasks(query: Record<string, string | number | undefined> = {}): Promise<{
-    tasks: TaskView[];
-    pagination: Record<string, number | boolean>;
-  }> {
-    return this.request('GET', `/v1/tasks${queryString(query)}`);
-  }
-
-  cancelTask(taskUuid: string): Promise<TaskView> {
-    return this.request('DELETE', `/v1/tasks/${encodeURIComponent(taskUuid)}`);
-  }
-
-  listSteps(taskUuid: string): Promise<StepView[] | { steps: StepView[] }> {
-    return this.request('GET', `/v1/tasks/${encodeURIComponent(taskUuid)}/workflow_steps`);
-  }
-
-  stepAction(taskUuid: string, stepUuid: string, body: JsonBody): Promise<StepView> {
+  /** A task with its steps. With `waitSeconds`, answers as soon as it is finished, or after that long. */
+  getTask<Input extends JsonObject = JsonObject, Output extends StepResults = StepResults>(
+    taskUuid: string,
+    options: LongPollOptions = {},
+  ): Promise<TaskView<Input, Output>> {
     return this.request(
-      'PATCH',
-      `/v1/tasks/${encodeURIComponent(taskUuid)}/workflow_steps/${encodeURIComponent(stepUuid)}`,
-      body,
+      'GET',
+      `/v1/tasks/${encodeURIComponent(taskUuid)}${waitQuery(options.waitSeconds)}`,
+      undefined,
+      {
+        ...options,
+        timeoutMs: longPollTimeout(options, this.timeoutMs),
+      },
+    );
+  }
+
+  /**
+   * Waits until the task is finished (complete, error, cancelled, resolved_manually) with long polls of at
+   * most 25 s each, or until `waitMs` has passed; answers the task as it is then.
+   */
+  async waitForTask<Input extends JsonObject = JsonObject, Output extends StepResults = StepResults>(
+    taskUuid: string,
+    options: WaitForTaskOptions = {},
+  ): Promise<TaskView<Input, Output>> {
+    const deadline = Date.now() + (options.waitMs ?? 300_000);
+    for (;;) {
+      const left = Math.floor((deadline - Date.now()) / 1000);
+      const task = await this.getTask<Input, Output>(taskUuid, {
+        ...options,
+        waitSeconds: Math.max(0, Math.min(POLL_WAIT_SECONDS, left)),
+      });
+      if (TERMINAL.has(task.status) || Date.now() >= deadline - 1000) return task;
+    }
+  }
+
+  /** Tasks, newest first. */
+  listTasks(query: ListTasksQuery = {}, options: CallOptions = {}): Promise<TaskList> {
+    return this.request('GET', `/v1/tasks${queryString(query)}`, undefined, options);
+  }
+
+  /** Cancels a task and its unfinished steps; a finished task is 409 `TASKER_TASK_TERMINAL`. */
+  cancelTask<Input extends JsonObject = JsonObject, Output extends StepResults = StepResults>(
+    taskUuid: string,
+    options: CallOptions = {},
+  ): Promise<TaskView<Input, Output>> {
+    return this.request('DELETE', `/v1/tasks/${encodeURIComponent(taskUuid)}`, undefined, options);
+  }
+
+  listSteps(taskUuid: string, options: CallOptions = {}): Promise<{ steps: StepView[] }> {
+    return this.request(
+      'GET',
+      `/v1/tasks/${encodeURIComponent(taskUuid)}/workflow_steps`,
+      undefined,
+      options,
+    );
+  }
+
+  getStep(taskUuid: string, stepUuid: string, options: CallOptions = {}): Promise<StepView> {
+    return this.request('GET', stepPath(taskUuid, stepUuid), undefined, options);
+  }
+
+  /** An operator action on one step: reset_for_retry, resolve_manually or complete_manually. */
+  stepAction(
+    taskUuid: string,
+    stepUuid: string,
+    action: StepActionRequest,
+    options: CallOptions = {},
+  ): Promise<StepView> {
+    return this.request('PATCH', stepPath(taskUuid, stepUuid), action, options);
+  }
+
+  /** Closes the client's connections; later calls fail with `TASKER_CLOSED`. Safe to call twice. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.transport.close();
+  }
+
+  /** One API call, retried per the client's RetryOptions; the answer body parsed as JSON. */
+  async request<T>(method: string, path: string, body?: unknown, options: CallOptions = {}): Promise<T> {
+    if (this.closed) {
+      throw new TaskerError(
+        'TASKER_CLOSED',
+        `this TaskerClient for ${this.baseUrl} was closed; create another`,
+      );
+    }
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const repeatable = isRepeatable(method, path);
+    const started = Date.now();
+    // An earlier attempt of this call that may have done its work on the server without saying so.
+    let uncertain = false;
+    for (let attempt = 1; ; attempt++) {
+      let failure: TaskerError;
+      let outcome: AttemptOutcome;
+      try {
+        const answer = await this.transport.exchange(
+          method,
+          path,
+          text,
+          options.timeoutMs ?? this.timeoutMs,
+          options.signal,
+        );
+        if (answer.status < 400) return parseJson(answer.body) as T;
+        const error = answerError(answer, { method, path, attempts: attempt });
+        failure =
+          error.status === 409 && error.code === 'TASKER_DUPLICATE_TASK'
+            ? new DuplicateTaskError(error, uncertain)
+            : error;
+        outcome = { kind: 'status', status: answer.status, retryAfterMs: parseRetryAfterHeader(answer) };
+        if (answer.status === 503) uncertain = true;
+      } catch (error) {
+        if (!(error instanceof TransportFailure)) throw error; // the caller's abort
+        failure = this.unreachable(error, { method, path, attempts: attempt });
+        outcome =
+          error.kind === 'refused' || error.kind === 'broken' ? { kind: error.kind } : { kind: 'final' };
+        if (error.kind !== 'refused' && error.kind !== 'other') uncertain = true;
+      }
+      if (!shouldRetry(outcome, repeatable) || attempt >= this.retry.maxAttempts) throw failure;
+      const delay = retryDelayMs(
+        this.retry,
+        attempt,
+        outcome.kind === 'status' ? outcome.retryAfterMs : undefined,
+      );
+      if (Date.now() + delay - started > this.retry.maxElapsedMs) throw failure;
+      await sleep(delay, options.signal);
+    }
+  }
+
+  private unreachable(
+    failure: TransportFailure,
+    call: { method: string; path: string; attempts: number },
+  ): ServerUnreachableError {
+    const tries = call.attempts > 1 ? `, ${call.attempts} attempts` : '';
+    if (failure.kind === 'timeout') {
+      return new ServerUnreachableError(
+        'TASKER_CLIENT_TIMEOUT',
+        `${call.method} ${call.path} to the Tasker server at ${this.baseUrl} got no answer in time (${failure.reason}${tries}); the server may still have done it. Read the state before repeating a change, or raise timeoutMs`,
+        { url: this.baseUrl, reason: 'timeout', call, cause: failure },
+      );
+    }
+    return new ServerUnreachableError(
+      'TASKER_SERVER_UNREACHABLE',
+      `cannot reach the Tasker server at ${this.baseUrl} (${failure.reason}${tries}); start it (npx tasker orchestration, or npx tasker dev) or pass --url / set TASKER_URL`,
+      { url: this.baseUrl, reason: failure.reason, call, cause: failure.cause },
     );
   }
 }
 
-function queryString(query: Record<string, string | number | undefined>): string {
+function parseRetryAfterHeader(answer: HttpAnswer): number | undefined {
+  return parseRetryAfter(answer.headers['retry-after']);
+}
+
+function answerError(
+  answer: HttpAnswer,
+  call: { method: string; path: string; attempts: number },
+): ServerAnswerError {
+  const parsed = parseJson(answer.body) as
+    { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined;
+  const error = typeof parsed === 'object' && parsed !== null ? parsed.error : undefined;
+  const code = typeof error?.code === 'string' ? error.code : 'TASKER_API_ERROR';
+  const message =
+    typeof error?.message === 'string'
+      ? error.message
+      : `${call.method} ${call.path} answered HTTP ${answer.status}${answer.body === '' ? '' : `: ${answer.body.slice(0, 200)}`}`;
+  const details =
+    typeof error?.details === 'object' && error.details !== null && !Array.isArray(error.details)
+      ? (error.details as Record<string, unknown>)
+      : {};
+  const retryAfterMs = parseRetryAfterHeader(answer);
+  const requestId = answer.headers['x-request-id'];
+  return new ServerAnswerError(answer.status, code, message, {
+    details,
+    retryAfterSeconds: retryAfterMs === undefined ? undefined : Math.ceil(retryAfterMs / 1000),
+    requestId: typeof requestId === 'string' ? requestId : undefined,
+    call,
+  });
+}
+
+function parseJson(text: string): unknown {
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function waitQuery(waitSeconds: number | undefined): string {
+  if (waitSeconds === undefined || waitSeconds <= 0) return '';
+  return `?wait=${Math.min(MAX_WAIT_SECONDS, Math.ceil(waitSeconds))}`;
+}
+
+function longPollTimeout(options: LongPollOptions, clientTimeoutMs: number): number {
+  const wait = Math.min(MAX_WAIT_SECONDS, Math.max(0, Math.ceil(options.waitSeconds ?? 0)));
+  return (options.timeoutMs ?? clientTimeoutMs) + wait * 1000;
+}
+
+function stepPath(taskUuid: string, stepUuid: string): string {
+  return `/v1/tasks/${encodeURIComponent(taskUuid)}/workflow_steps/${encodeURIComponent(stepUuid)}`;
+}
+
+function queryString(query: ListTasksQuery): string {
   const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
+  for (const [key, value] of Object.entries(query) as [string, ListTasksQuery[keyof ListTasksQuery]][]) {
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const item of value) params.append(key, String(item));
+    else params.set(key, String(value));
+  }
   const text = params.toString();
   return text === '' ? '' : `?${text}`;
+}
+
+/** Waits `ms`, or rejects with the signal's reason when it aborts first. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted === true) {
+      reject(abortReason(signal));
+      return;
+    }
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      if (signal !== undefined) reject(abortReason(signal));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }

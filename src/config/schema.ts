@@ -189,7 +189,13 @@ export const configSchema = table(
         ...poolSettings,
         query_cache: table(
           {
-            enabled: bool(false, 'Cache template lookups in memory.'),
+            // Off by default: the only invalidation is the TTL, and development re-registers templates under
+            // the same version as they are edited. Each creation then reads its template once. Production
+            // turns it on: that read halved in-process creation throughput (bench/README.md).
+            enabled: bool(
+              false,
+              'Cache template lookups in memory. Off: each task creation reads its template once, and a template a worker re-registers with changes is used from the next task on. On: no read while cached, but a template changed under the same version is used only after `ttl_seconds` (a new version is found at once).',
+            ),
             max_size: int(1, 1_000_000, 1_000, 'Most cached entries.'),
             ttl_seconds: int(
               1,

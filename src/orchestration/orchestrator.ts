@@ -18,6 +18,7 @@ import { silentLogger } from '../observability/logger.ts';
 import type { TaskerMetrics } from '../observability/metrics.ts';
 import type { TaskerTracing } from '../observability/tracing.ts';
 import { createTask } from './taskInitializer.ts';
+import type { TemplateCache } from './templateCache.ts';
 
 export const STEP_RESULTS_QUEUE = 'orchestration_step_results';
 export const TASK_REQUESTS_QUEUE = 'orchestration_task_requests';
@@ -50,6 +51,11 @@ export interface OrchestratorOptions {
   metrics?: TaskerMetrics;
   /** Traces tasks created from orchestration_task_requests. @defaultValue none: no spans */
   tracing?: TaskerTracing;
+  /**
+   * Where tasks created from orchestration_task_requests look their template up (the service passes the
+   * cache its REST API uses, built from `[database.query_cache]`). @defaultValue createTask's own
+   */
+  templates?: TemplateCache;
 }
 
 /** The orchestration stages, each consuming one queue with an executor pool of its own. */
@@ -222,6 +228,7 @@ export class Orchestrator {
           : payload;
       try {
         await createTask(this.options.db, body, {
+          ...(this.options.templates !== undefined && { templates: this.options.templates }),
           processorUuid: this.processorUuid,
           requestMsgId: message.id,
           ...(this.options.metrics !== undefined && { metrics: this.options.metrics }),

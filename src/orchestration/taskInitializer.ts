@@ -112,6 +112,26 @@ export async function createTask(
   body: unknown,
   options: CreateTaskOptions = {},
 ): Promise<CreatedTask> {
+  return (await initializeTask(db, body, options)).created;
+}
+
+/** A created task and the template it was planned from. */
+export interface InitializedTask {
+  created: CreatedTask;
+  /** The very template the steps were planned from, so a caller describing the task needs no second read. */
+  template: TaskTemplate;
+}
+
+/**
+ * {@link createTask}, also returning the template it used: POST /v1/tasks answers with step dependencies
+ * from it instead of looking the template up again (a second registry read per request when the template
+ * cache is off, and one that could see a template re-registered in between).
+ */
+export async function initializeTask(
+  db: Queryable,
+  body: unknown,
+  options: CreateTaskOptions = {},
+): Promise<InitializedTask> {
   const request = parseTaskRequest(body);
   const registered = await (options.templates ?? sharedTemplateCache).find(
     db,
@@ -187,7 +207,7 @@ export async function createTask(
     );
     options.metrics?.tasksCreated.inc({ namespace: template.namespace, template: template.name });
     if (span !== undefined) options.tracing?.endTaskCreate(span, created);
-    return created;
+    return { created, template };
   } catch (error) {
     if (span !== undefined) options.tracing?.failTaskCreate(span, error);
     if (

@@ -18,6 +18,10 @@ export interface TemplateCacheOptions {
  * is found at once. Concurrent lookups of one template share a single registry read: a burst of task
  * requests arriving when an entry is missing or has just expired would otherwise send one read each, and
  * every one of them would wait for a pool connection (30,000 at once exhausted the engine benchmark's pool).
+ *
+ * Nothing tells the cache that a worker re-registered a template: a template changed under the same
+ * namespace/name/version is used only once its entry expires (`ttlSeconds`), while a new version is a miss
+ * and found at once. That is why the services leave it off unless configured (docs/services.md).
  */
 export class TemplateCache {
   private readonly entries = new Map<string, { value: RegisteredTemplate; expiresAt: number }>();

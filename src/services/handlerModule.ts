@@ -2,9 +2,24 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ValidationError } from '../domain/errors.ts';
-import { StepHandler } from '../worker/handlerApi.ts';
+import type { TaskTemplate } from '../domain/template/taskTemplate.ts';
+import { TemplateError } from '../domain/template/templateError.ts';
+import type { TemplateProblem } from '../domain/template/templateError.ts';
+import { isStepHandlerClass } from '../worker/handlerApi.ts';
 import type { StepHandlerDefinition } from '../worker/handlerApi.ts';
 import { HandlerRegistry } from '../worker/handlerRegistry.ts';
+import { isWorkflow } from '../worker/workflow.ts';
+import type { Workflow } from '../worker/workflow.ts';
+
+/** What a handlers module provides: handlers, and workflows (each a template and its steps' handlers). */
+export interface HandlerModule {
+  /** Every handler, the workflows' step handlers included. */
+  handlers: StepHandlerDefinition[];
+  /** One per exported workflow, in export order. */
+  workflowTemplates: TaskTemplate[];
+}
+
+type AnyWorkflow = Workflow<unknown, unknown>;
 
 function isDefinition(value: unknown): value is StepHandlerDefinition {
   return (
@@ -15,20 +30,36 @@ function isDefinition(value: unknown): value is StepHandlerDefinition {
   );
 }
 
-/** A StepHandler subclass (not an instance): instantiated with no arguments. */
-function isHandlerClass(value: unknown): value is new () => StepHandler {
-  return typeof value === 'function' && value.prototype instanceof StepHandler;
+/** A HandlerRegistry, by shape: one from another copy of Tasker fails `instanceof HandlerRegistry`. */
+function isRegistry(value: unknown): value is Pick<HandlerRegistry, 'names' | 'get'> {
+  return (
+    value instanceof HandlerRegistry ||
+    (typeof value === 'object' &&
+      value !== null &&
+      typeof (value as { names?: unknown }).names === 'function' &&
+      typeof (value as { get?: unknown }).get === 'function' &&
+      typeof (value as { register?: unknown }).register === 'function')
+  );
 }
 
-function collect(value: unknown, into: Map<string, StepHandlerDefinition>): boolean {
-  if (value instanceof HandlerRegistry) {
+function collect(
+  value: unknown,
+  into: Map<string, StepHandlerDefinition>,
+  workflows: Set<AnyWorkflow>,
+): boolean {
+  if (isWorkflow(value)) {
+    workflows.add(value);
+    return true;
+  }
+  if (isRegistry(value)) {
     for (const name of value.names()) {
       const handler = value.get(name);
       if (handler !== undefined) into.set(name, handler);
     }
     return true;
   }
-  if (isHandlerClass(value)) {
+  // A StepHandler subclass (not an instance), of this or another copy of Tasker: instantiated with no arguments.
+  if (isStepHandlerClass(value)) {
     const handler = new value();
     into.set(handler.name, handler);
     return true;
@@ -39,24 +70,22 @@ function collect(value: unknown, into: Map<string, StepHandlerDefinition>): bool
   }
   if (Array.isArray(value)) {
     let found = false;
-    for (const item of value) found = collect(item, into) || found;
+    for (const item of value) found = collect(item, into, workflows) || found;
     return found;
   }
   return false;
 }
 
 /**
- * Loads step handlers from a module (TypeScript or JavaScript; TypeScript runs without a build step because
- * the `tasker` bin registers tsx). Accepted shapes: a default export or a `handlers` export holding an array
- * of handlers or a HandlerRegistry; otherwise every exported handler (defineHandler results, StepHandler
- * subclasses and instances, arrays of them) is taken.
+ * Loads step handlers and workflows from a module (TypeScript or JavaScript; TypeScript runs without a build
+ * step because the `tasker` bin registers tsx). Accepted shapes: a default export or a `handlers` export
+ * holding an array of handlers or a HandlerRegistry; otherwise every exported handler (defineHandler results,
+ * StepHandler subclasses and instances, arrays of them) is taken. Workflows (`workflow(...)`) are taken
+ * wherever they are exported: directly, in arrays, or as the default export.
  * @throws ValidationError TASKER_HANDLERS_MODULE_INVALID when the file is missing, fails to load, or exports
- *   no handler
+ *   no handler and no workflow; TemplateError when a workflow is invalid or two define the same template
  */
-export async function loadHandlerModule(
-  path: string,
-  cwd: string = process.cwd(),
-): Promise<StepHandlerDefinition[]> {
+export async function loadWorkerModule(path: string, cwd: string = process.cwd()): Promise<HandlerModule> {
   const file = isAbsolute(path) ? path : resolve(cwd, path);
   if (!existsSync(file)) {
     throw new ValidationError(
@@ -81,16 +110,74 @@ export async function loadHandlerModule(
     );
   }
   const found = new Map<string, StepHandlerDefinition>();
+  const workflows = new Set<AnyWorkflow>();
   const preferred = exports.default ?? exports.handlers;
-  if (preferred === undefined || !collect(preferred, found)) {
-    for (const value of Object.values(exports)) collect(value, found);
+  if (preferred === undefined || !collect(preferred, found, workflows)) {
+    for (const value of Object.values(exports)) collect(value, found, workflows);
+  } else {
+    // A default export of handlers must not hide a workflow exported by name beside it.
+    const ignored = new Map<string, StepHandlerDefinition>();
+    for (const value of Object.values(exports)) collect(value, ignored, workflows);
   }
-  if (found.size === 0) {
+  if (found.size === 0 && workflows.size === 0) {
     throw new ValidationError(
       'TASKER_HANDLERS_MODULE_INVALID',
-      `handlers module ${path} exports no step handler; export default an array of handlers made with ` +
-        'defineHandler(...) or StepHandler subclasses',
+      `handlers module ${path} exports no step handler and no workflow; export default an array of handlers ` +
+        'made with defineHandler(...) or StepHandler subclasses, or export workflows made with workflow(...)',
     );
   }
-  return [...found.values()];
+  const workflowTemplates = combineTemplates(
+    [...workflows].map((flow) => ({ template: flow.template(), source: `workflow ${flow.label}` })),
+  );
+  const handlers = [...found.values()];
+  for (const flow of workflows) handlers.push(...flow.handlers());
+  return { handlers, workflowTemplates };
+}
+
+/**
+ * The handlers of a handlers module, its workflows' step handlers included (their templates are dropped: use
+ * loadWorkerModule to serve them).
+ * @throws as loadWorkerModule
+ */
+export async function loadHandlerModule(
+  path: string,
+  cwd: string = process.cwd(),
+): Promise<StepHandlerDefinition[]> {
+  return (await loadWorkerModule(path, cwd)).handlers;
+}
+
+/** A template and where it was defined (a YAML file or search path, or `workflow <label>`). */
+export interface SourcedTemplate {
+  template: TaskTemplate;
+  source: string;
+}
+
+/**
+ * Templates from several sources (YAML search paths, workflows in code), refusing two definitions of one
+ * namespace, name and version, as the template loader refuses two YAML files defining one.
+ * @throws TemplateError naming both definitions of each template defined twice
+ */
+export function combineTemplates(sourced: readonly SourcedTemplate[]): TaskTemplate[] {
+  const problems: TemplateProblem[] = [];
+  const definedBy = new Map<string, string>();
+  const templates: TaskTemplate[] = [];
+  for (const { template, source } of sourced) {
+    const identity = `${template.namespace}/${template.name} version ${template.version}`;
+    const first = definedBy.get(identity);
+    if (first !== undefined) {
+      problems.push({
+        file: source,
+        path: '',
+        line: null,
+        column: null,
+        message: `template ${identity} is also defined by ${first}; a namespace, name and version identify one template`,
+        hint: 'give one of them a new version (or name), or remove one definition',
+      });
+      continue;
+    }
+    definedBy.set(identity, source);
+    templates.push(template);
+  }
+  if (problems.length > 0) throw new TemplateError(problems);
+  return templates;
 }

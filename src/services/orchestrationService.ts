@@ -101,10 +101,14 @@ export async function startOrchestrationService(
     logger,
     ...(options.spanExporter !== undefined && { exporter: options.spanExporter }),
   });
+  // One template cache for both ways a task is created (POST /v1/tasks and orchestration_task_requests), so
+  // `[database.query_cache]` governs both.
+  const templates = new TemplateCache(templateCacheOptions(config));
   const orchestrator = new Orchestrator({
     db,
     provider,
     logger,
+    templates,
     ...runtime,
     listenerState: () => listener?.state ?? null,
     ...(metrics !== undefined && { metrics }),
@@ -163,7 +167,7 @@ export async function startOrchestrationService(
       const server = await buildRestServer({
         db,
         logger,
-        templates: new TemplateCache(templateCacheOptions(config)),
+        templates,
         processorUuid: orchestrator.processorUuid,
         bodyLimitBytes: config.orchestration.web.body_limit_bytes,
         requestTimeoutMs: config.orchestration.web.request_timeout_ms,

@@ -12,11 +12,12 @@ import { workerQueueName } from '../messaging/queueName.ts';
 import { TaskerMetrics } from '../observability/metrics.ts';
 import type { StepHandlerDefinition } from '../worker/handlerApi.ts';
 import { Worker } from '../worker/worker.ts';
+import type { Workflow } from '../worker/workflow.ts';
 import { circuitBreakerChecks, createServiceCircuitBreakers } from '../resilience/serviceCircuitBreakers.ts';
 import { parseBindAddress } from './bindAddress.ts';
 import { startServiceGrpc } from './serviceGrpc.ts';
 import { startServiceTracing } from './serviceTracing.ts';
-import { loadHandlerModule } from './handlerModule.ts';
+import { combineTemplates, loadWorkerModule } from './handlerModule.ts';
 import { listenHttp } from './httpListener.ts';
 import { openServiceDatabase } from './openServiceDatabase.ts';
 import { workerRuntimeOptions } from './serviceOptions.ts';
@@ -31,6 +32,11 @@ export interface WorkerServiceOptions {
   handlers?: readonly StepHandlerDefinition[];
   /** Templates given directly; otherwise read from `[worker] template_paths`. */
   templates?: readonly TaskTemplate[];
+  /**
+   * Workflows defined in code, served beside the templates and the handlers module's workflows (their
+   * handlers are added to the handlers).
+   */
+  workflows?: readonly Workflow<unknown, unknown>[];
   db?: Database;
   /** Overrides `[worker.web] bind_address`. */
   bindAddress?: string;
@@ -59,17 +65,34 @@ export interface WorkerService {
 /**
  * The worker service: loads its handlers and templates, registers the templates, serves its namespaces and a
  * health endpoint. Nothing here decides workflow state; that is SQL the worker calls.
- * @throws ValidationError TASKER_HANDLERS_MODULE_INVALID / TASKER_UNKNOWN_HANDLER, TemplateError, DatabaseError
+ * @throws ValidationError TASKER_HANDLERS_MODULE_INVALID / TASKER_UNKNOWN_HANDLER, TemplateError (also when a
+ *   workflow and a YAML template define one namespace, name and version), DatabaseError
  */
 export async function startWorkerService(options: WorkerServiceOptions): Promise<WorkerService> {
   const { loaded, logger } = options;
   const { config } = loaded;
-  const handlers =
-    options.handlers ??
-    (config.worker.handlers_module === '' ? [] : await loadHandlerModule(config.worker.handlers_module));
-  const templates =
+  const module =
+    options.handlers !== undefined || config.worker.handlers_module === ''
+      ? { handlers: options.handlers ?? [], workflowTemplates: [] }
+      : await loadWorkerModule(config.worker.handlers_module);
+  const yamlTemplates =
     options.templates ??
     (config.worker.template_paths.length === 0 ? [] : loadTemplates(config.worker.template_paths).templates);
+  const yamlSource =
+    options.templates !== undefined
+      ? 'a template given to the worker'
+      : `a YAML template under ${config.worker.template_paths.join(', ')}`;
+  const workflows = options.workflows ?? [];
+  // Workflows defined in code are served like YAML templates; one template defined both ways is refused.
+  const templates = combineTemplates([
+    ...yamlTemplates.map((template) => ({ template, source: yamlSource })),
+    ...module.workflowTemplates.map((template) => ({
+      template,
+      source: `workflow ${template.namespace}/${template.name}@${template.version} in ${config.worker.handlers_module}`,
+    })),
+    ...workflows.map((flow) => ({ template: flow.template(), source: `workflow ${flow.label}` })),
+  ]);
+  const handlers = [...module.handlers, ...workflows.flatMap((flow) => flow.handlers())];
   const ownsDb = options.db === undefined;
   const directDb = options.db ?? (await openServiceDatabase(loaded));
   // Claims, results, heartbeats and health checks go through circuit breakers; the provider's LISTEN

@@ -5,7 +5,21 @@
  *
  * Every export here is public API (README, docs/services.md) and carries `@public`, so the dead-export check
  * (`npm run knip`) never reports it, even where no code of this repository uses it.
+ *
+ * The worker recognises these errors and handler classes by registry symbols (`Symbol.for`), never with
+ * `instanceof`: a handler module may load another copy of this file (the package's dist beside a checkout's
+ * src, two installed versions), and its errors must be classified the same. The symbol names are a contract
+ * between copies: never rename them.
  */
+
+const PERMANENT_ERROR_MARKER = Symbol.for('tasker.permanent_error');
+const RETRYABLE_ERROR_MARKER = Symbol.for('tasker.retryable_error');
+const STEP_HANDLER_CLASS_MARKER = Symbol.for('tasker.step_handler_class');
+
+const hasMarker = (value: unknown, marker: symbol): boolean =>
+  (typeof value === 'object' || typeof value === 'function') &&
+  value !== null &&
+  (value as Record<symbol, unknown>)[marker] === true;
 
 /** @public */
 export interface StepContext<Input = Record<string, unknown>> {
@@ -65,6 +79,7 @@ export abstract class StepHandler<
   Result = unknown,
 > implements StepHandlerDefinition {
   static handlerName: string | undefined;
+  static readonly [STEP_HANDLER_CLASS_MARKER] = true;
 
   get name(): string {
     const name = (this.constructor as typeof StepHandler).handlerName;
@@ -83,6 +98,7 @@ export abstract class StepHandler<
  * @public
  */
 export class PermanentError extends Error {
+  readonly [PERMANENT_ERROR_MARKER] = true;
   readonly code: string | undefined;
   constructor(message: string, options: { code?: string; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -96,6 +112,7 @@ export class PermanentError extends Error {
  * @public
  */
 export class RetryableError extends Error {
+  readonly [RETRYABLE_ERROR_MARKER] = true;
   readonly retryAfterMs: number | undefined;
   readonly code: string | undefined;
   constructor(message: string, options: { retryAfterMs?: number; code?: string; cause?: unknown } = {}) {
@@ -104,4 +121,30 @@ export class RetryableError extends Error {
     this.retryAfterMs = options.retryAfterMs;
     this.code = options.code;
   }
+}
+
+/**
+ * True for a PermanentError from any copy of Tasker (it carries `Symbol.for('tasker.permanent_error')`), which
+ * `instanceof PermanentError` misses when the error comes from another copy of the package.
+ * @public
+ */
+export function isPermanentError(value: unknown): value is PermanentError {
+  return hasMarker(value, PERMANENT_ERROR_MARKER);
+}
+
+/**
+ * True for a RetryableError from any copy of Tasker (it carries `Symbol.for('tasker.retryable_error')`).
+ * @public
+ */
+export function isRetryableError(value: unknown): value is RetryableError {
+  return hasMarker(value, RETRYABLE_ERROR_MARKER);
+}
+
+/** A StepHandler subclass from any copy of Tasker (the class, not an instance), with its `call` implemented. */
+export function isStepHandlerClass(value: unknown): value is new () => StepHandler {
+  return (
+    typeof value === 'function' &&
+    hasMarker(value, STEP_HANDLER_CLASS_MARKER) &&
+    typeof (value.prototype as { call?: unknown } | undefined)?.call === 'function'
+  );
 }

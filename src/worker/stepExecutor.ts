@@ -1,6 +1,6 @@
 import type { ClaimedStep } from '../db/queries/claimSteps.ts';
 import type { StepFailure } from '../db/queries/completeStep.ts';
-import { PermanentError, RetryableError } from './handlerApi.ts';
+import { isPermanentError, isRetryableError, PermanentError } from './handlerApi.ts';
 import type { StepContext, StepHandlerDefinition } from './handlerApi.ts';
 
 export type StepOutcome =
@@ -41,25 +41,36 @@ function buildContext(step: ClaimedStep, namespace: string, signal: AbortSignal)
   };
 }
 
-/** How a thrown value becomes a stored failure: permanent or retryable, with a readable message. */
+/** Fields read from an error of another copy of Tasker are checked, not trusted: it may be any object. */
+const textOf = (value: unknown): string | undefined =>
+  typeof value === 'string' && value !== '' ? value : undefined;
+const retryAfterOf = (value: unknown): number | undefined =>
+  typeof value === 'number' && Number.isFinite(value) ? Math.max(0, Math.round(value)) : undefined;
+
+/**
+ * How a thrown value becomes a stored failure: permanent or retryable, with a readable message. Handler errors
+ * are recognised by their marker (isPermanentError), not `instanceof`, so those of another copy of the package
+ * count the same.
+ */
 function classifyFailure(error: unknown): StepFailure {
-  if (error instanceof PermanentError) {
+  if (isPermanentError(error)) {
+    const code = textOf(error.code);
     return {
-      message: error.message,
+      message: String(error.message),
       error_type: 'permanent_error',
       retryable: false,
-      ...(error.code && { code: error.code }),
+      ...(code !== undefined && { code }),
     };
   }
-  if (error instanceof RetryableError) {
+  if (isRetryableError(error)) {
+    const code = textOf(error.code);
+    const retryAfterMs = retryAfterOf(error.retryAfterMs);
     return {
-      message: error.message,
+      message: String(error.message),
       error_type: 'retryable_error',
       retryable: true,
-      ...(error.retryAfterMs !== undefined && {
-        retry_after_ms: Math.max(0, Math.round(error.retryAfterMs)),
-      }),
-      ...(error.code && { code: error.code }),
+      ...(retryAfterMs !== undefined && { retry_after_ms: retryAfterMs }),
+      ...(code !== undefined && { code }),
     };
   }
   if (error instanceof StepTimeoutError)

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TaskerClient } from '../../src/client/taskerClient.ts';
-import type { TaskView } from '../../src/client/taskerClient.ts';
+import type { TaskRequest, TaskView } from '../../src/client/taskerClient.ts';
 import type { Database } from '../../src/db/database.ts';
 import { HAPPY_PATHS } from '../helpers/engine/exampleExpectations.ts';
 import { assertAppliedOnce, awaitTerminal, stepValues } from '../helpers/e2e/clusterChecks.ts';
@@ -172,7 +172,7 @@ describe.each(RESULT_PATHS)(
 
     it(`answers ${HOSTILE_CASES.length} malformed and hostile requests with the right 4xx, never a 5xx`, async () => {
       const api = (orchestrators[0] as TaskerProcess).url;
-      const task = await (clients[0] as TaskerClient).createTask(JSON.parse(TASK) as Record<string, unknown>);
+      const task = await (clients[0] as TaskerClient).createTask(JSON.parse(TASK) as TaskRequest);
       const stepUuid = task.steps?.[0]?.step_uuid ?? '';
       const wrong: string[] = [];
       for (const testCase of HOSTILE_CASES) {

@@ -1,7 +1,7 @@
 /**
  * The task view answered to POST /v1/tasks, built without the readiness SQL: task creation is a hot path
  * and that SQL costs more than the rest of the answer. Dependency names come from the template the task
- * was just created from; readiness and the execution context follow the same rules as
+ * was just planned from (passed in by the route, not read again); readiness and the execution context follow the same rules as
  * tasker.get_step_readiness_status / get_task_execution_context (reference §3.1, §3.2), through the domain
  * functions that mirror them.
  */
@@ -19,12 +19,10 @@ const AWAITING_ORCHESTRATION = new Set(['enqueued_for_orchestration', 'enqueued_
 
 export function createdTaskView(
   snapshot: TaskSnapshotRow,
-  template: TaskTemplate | undefined,
+  template: TaskTemplate,
   now = Date.now(),
 ): TaskView {
-  const dependenciesOf = new Map(
-    template?.steps.map((step) => [step.name, [...step.dependencies].sort()]) ?? [],
-  );
+  const dependenciesOf = new Map(template.steps.map((step) => [step.name, [...step.dependencies].sort()]));
   const stateOf = new Map(snapshot.steps.map((step) => [step.name, step.status]));
   const steps: StepViewRow[] = snapshot.steps.map((step) => {
     const dependencies = dependenciesOf.get(step.name) ?? [];

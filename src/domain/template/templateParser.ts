@@ -25,6 +25,7 @@ import {
 } from './templateFields.ts';
 import type { Mapping } from './templateFields.ts';
 import { TemplateSource } from './templateSource.ts';
+import type { TemplateValue } from './templateSource.ts';
 
 export interface TemplateParseOptions {
   /** Apply `environments.<environment>` overrides (usually TASKER_ENV). @defaultValue no overrides */
@@ -139,7 +140,29 @@ export function parseTaskTemplate(
   file: string,
   options: TemplateParseOptions = {},
 ): TaskTemplate {
-  const source = new TemplateSource(file, text);
+  return readTaskTemplate(new TemplateSource(file, text), options);
+}
+
+/**
+ * Validates a template given as data in the YAML form's shape (snake_case keys, as `yaml` would read the
+ * file): the same checks, defaults and messages as `parseTaskTemplate`, without lines and columns. Workflows
+ * defined in TypeScript (src/worker/workflow.ts) build this shape so that they become exactly the template
+ * the equivalent YAML file would.
+ * @param file names the template in every problem, e.g. `workflow payments/refund@1.0.0`
+ * @throws TemplateError (TASKER_INVALID_TEMPLATE) listing every problem found
+ */
+export function validateTemplateDocument(
+  document: unknown,
+  file: string,
+  describePath?: TemplateValue['describePath'],
+): TaskTemplate {
+  return readTaskTemplate(
+    new TemplateSource(file, { value: document, ...(describePath !== undefined && { describePath }) }),
+    {},
+  );
+}
+
+function readTaskTemplate(source: TemplateSource, options: TemplateParseOptions): TaskTemplate {
   const fail = (): never => {
     throw new TemplateError([...source.problems].sort(byPosition), { cause: source.yamlError });
   };

@@ -28,17 +28,37 @@ function keyText(pair: Pair): string | undefined {
   return typeof value === 'symbol' ? value.description : String(value);
 }
 
+/**
+ * A template given as data rather than YAML text (a workflow defined in TypeScript): its problems have no
+ * line or column, and `describePath` names their place in the words of whoever wrote the data.
+ */
+export interface TemplateValue {
+  value: unknown;
+  /** @defaultValue formatPath (YAML paths such as `steps[2].retry.max_attempts`) */
+  describePath?: (path: Path) => string;
+}
+
 export class TemplateSource {
   readonly problems: TemplateProblem[] = [];
   /** The document as plain data; undefined when the YAML itself is broken (those problems are recorded). */
   readonly value: unknown;
-  private readonly document: Document.Parsed;
+  /** Undefined for a template given as data: there are no positions to report. */
+  private readonly document: Document.Parsed | undefined;
   private readonly lines = new LineCounter();
+  private readonly describePath: (path: Path) => string;
 
   constructor(
     readonly file: string,
-    text: string,
+    input: string | TemplateValue,
   ) {
+    if (typeof input !== 'string') {
+      this.document = undefined;
+      this.value = input.value;
+      this.describePath = input.describePath ?? formatPath;
+      return;
+    }
+    this.describePath = formatPath;
+    const text = input;
     // Merge keys (`<<: *retry_defaults`) let templates share blocks; duplicate keys are errors.
     this.document = parseDocument(text, {
       lineCounter: this.lines,
@@ -73,14 +93,14 @@ export class TemplateSource {
 
   /** The first YAML error, to pass on as the `cause` of the TemplateError. */
   get yamlError(): Error | undefined {
-    return this.document.errors[0];
+    return this.document?.errors[0];
   }
 
   report(path: Path, message: string, hint: string, anchor: Anchor = 'value'): void {
     this.problems.push({
       ...this.placeOffset(this.offsetOf(path, anchor)),
       file: this.file,
-      path: formatPath(path),
+      path: this.describePath(path),
       message,
       hint,
     });
@@ -98,6 +118,7 @@ export class TemplateSource {
    * mapping that lacks it). An empty value (`name:`) points at its key.
    */
   private offsetOf(path: Path, anchor: Anchor): number | undefined {
+    if (this.document === undefined) return undefined;
     let node: unknown = this.document.contents;
     let offset = isNode(node) ? node.range?.[0] : undefined;
     for (const [index, key] of path.entries()) {

@@ -4,7 +4,7 @@ import { getTaskSnapshot, getTaskView, listTaskSummaries } from '../../../db/que
 import type { TaskViewRow } from '../../../db/queries/taskViews.ts';
 import { TERMINAL_TASK_STATES } from '../../../domain/state/taskStates.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../../domain/errors.ts';
-import { createTask } from '../../../orchestration/taskInitializer.ts';
+import { initializeTask } from '../../../orchestration/taskInitializer.ts';
 import { ApiError, quoteInput } from '../apiError.ts';
 import { isIsoTimestamp, isoTimestampToDate } from '../validation.ts';
 import { createdTaskView } from '../createdTaskView.ts';
@@ -189,7 +189,7 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void
       shedLoad(ctx);
       const waitMs = Math.min(parseWaitSeconds(request.query.wait) * 1000, ctx.maxWaitMs);
       precheckTaskRequest(request.body);
-      const created = await createTask(ctx.db, request.body, {
+      const { created, template } = await initializeTask(ctx.db, request.body, {
         templates: ctx.templates,
         ...(ctx.processorUuid !== undefined && { processorUuid: ctx.processorUuid }),
         ...(ctx.metrics !== undefined && { metrics: ctx.metrics }),
@@ -206,20 +206,15 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void
         if (row === undefined) throw taskNotFound(created.taskUuid);
         return reply.code(201).header('location', `/v1/tasks/${created.taskUuid}`).send(taskView(row));
       }
-      // One primary-key read; the template is the one createTask just put in the cache.
+      // One primary-key read. The dependencies come from the template the task was planned from, which
+      // initializeTask hands back: the request reads the registry once, whether the template cache is on or off.
       const snapshot = await getTaskSnapshot(ctx.db, created.taskUuid);
       if (snapshot === undefined)
         throw new Error(`task ${created.taskUuid} vanished right after it was created`);
-      const registered = await ctx.templates.find(
-        ctx.db,
-        snapshot.namespace,
-        snapshot.name,
-        snapshot.version,
-      );
       return reply
         .code(201)
         .header('location', `/v1/tasks/${created.taskUuid}`)
-        .send(createdTaskView(snapshot, registered?.template));
+        .send(createdTaskView(snapshot, template));
     },
   );
 

@@ -1,0 +1,254 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * Tasker as a user's dependency: `npm pack` (whose prepack builds dist/), then a fresh project outside the
+ * repository installs the tarball with plain `npm install` and uses it by name. Real processes and files.
+ */
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const PACKAGE = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { name: string }).name;
+/** Packages an app that only creates tasks (or only defines handlers) must not load. */
+const SERVER_PACKAGES = /^(pg|pg-[^/]*|fastify|@fastify\/[^/]+|@grpc\/[^/]+|pino|@electric-sql\/[^/]+)$/;
+
+interface RunResult {
+  code: number | string;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** The environment of a user's shell: none of this repository's test settings leak into the project. */
+function userEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const key of Object.keys(env)) {
+    if (/^(TASKER_|DATABASE_URL|LOG_LEVEL$|RUST_LOG$|NODE_OPTIONS$|TRACE_FILE$)/.test(key)) delete env[key];
+  }
+  return env;
+}
+
+/** Runs a command to its end under a deadline; `expectOk` fails with the command's whole output. */
+function run(
+  command: string,
+  args: string[],
+  options: { cwd: string; timeoutMs: number; env?: NodeJS.ProcessEnv },
+): Promise<RunResult> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    execFile(
+      command,
+      args,
+      {
+        cwd: options.cwd,
+        env: options.env ?? userEnv(),
+        timeout: options.timeoutMs,
+        killSignal: 'SIGKILL',
+        maxBuffer: 16 * 1024 * 1024,
+      },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : (error.code ?? (error.killed ? `killed (timeout)` : 1));
+        resolve({ code, stdout, stderr, ms: Math.round(performance.now() - started) });
+      },
+    );
+  });
+}
+
+function expectOk(result: RunResult, what: string): void {
+  if (result.code !== 0) {
+    throw new Error(
+      `${what} exited ${result.code} after ${result.ms} ms\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`,
+    );
+  }
+}
+
+const HANDLERS_TS = `import { appendFileSync } from 'node:fs';
+import { defineHandler, PermanentError } from '${PACKAGE}';
+import type { StepContext } from '${PACKAGE}';
+
+export const greet = defineHandler('Greeting.Greet', (ctx: StepContext<{ name?: string }>) => {
+  if (typeof ctx.input.name !== 'string') throw new PermanentError('no name given', { code: 'no_name' });
+  return { greeting: \`Hello, \${ctx.input.name}\` };
+});
+
+export const shout = defineHandler('Greeting.Shout', (ctx) => {
+  const { greeting } = ctx.dependency<{ greeting: string }>('greet');
+  appendFileSync('handler-runs.txt', \`\${ctx.stepName}: \${greeting.toUpperCase()}\\n\`);
+  return { shouted: greeting.toUpperCase() };
+});
+`;
+
+const TEMPLATE_YAML = `name: hello
+namespace_name: greeting
+version: 1.0.0
+steps:
+  - name: greet
+    handler: { callable: Greeting.Greet }
+  - name: shout
+    handler: { callable: Greeting.Shout }
+    dependencies: [greet]
+`;
+
+const CHECK_CJS = `const tasker = require('${PACKAGE}');
+const client = require('${PACKAGE}/client');
+const error = new tasker.PermanentError('declined', { code: 'card_declined' });
+console.log(JSON.stringify({
+  main: Object.keys(tasker).sort(),
+  client: Object.keys(client).sort(),
+  defineHandler: tasker.defineHandler('A.B', () => 1).name,
+  isPermanentError: tasker.isPermanentError(error),
+  taskerClient: typeof new client.TaskerClient('http://127.0.0.1:9') === 'object',
+}));
+`;
+
+// Logs the URL of every module the process resolves, to the file named by the registration's data.
+const TRACE_HOOKS_MJS = `import { appendFileSync } from 'node:fs';
+let file;
+export function initialize(data) { file = data.file; }
+export async function resolve(specifier, context, next) {
+  const result = await next(specifier, context);
+  appendFileSync(file, result.url + '\\n');
+  return result;
+}
+`;
+const TRACE_MJS = `import { register } from 'node:module';
+register('./trace-hooks.mjs', import.meta.url, { data: { file: process.env.TRACE_FILE } });
+`;
+
+describe(`the ${PACKAGE} package installed in a fresh project`, () => {
+  let root = '';
+  let project = '';
+  const timings: Record<string, number> = {};
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'tasker-package-'));
+    const packed = await run('npm', ['pack', '--json', '--pack-destination', root], {
+      cwd: REPO,
+      timeoutMs: 120_000,
+    });
+    expectOk(packed, 'npm pack (prepack runs npm run build)');
+    timings['npm pack'] = packed.ms;
+    // npm prints prepack's output before the JSON; the JSON array is the last thing on stdout.
+    const [info] = JSON.parse(packed.stdout.slice(packed.stdout.lastIndexOf('\n[') + 1)) as [
+      { filename: string; files: { path: string }[] },
+    ];
+    const shipped = info.files.map((f) => f.path);
+    for (const needed of [
+      'bin/tasker.js',
+      'dist/cli/main.js',
+      'dist/index.d.ts',
+      'dist/client.d.ts',
+      'src/db/sql/claim_steps.sql',
+      'migrations/0001_schemas_and_types.sql',
+      'config/tasker/base/worker.toml',
+      'examples/handlers/index.ts',
+    ]) {
+      expect(shipped, `the tarball ships ${needed}`).toContain(needed);
+    }
+    // The checkout's sources are not shipped (bin/tasker.js runs them when src/cli/ is present).
+    expect(shipped.filter((path) => path.startsWith('src/cli/'))).toEqual([]);
+
+    project = join(root, 'app');
+    mkdirSync(join(project, 'templates'), { recursive: true });
+    writeFileSync(
+      join(project, 'package.json'),
+      JSON.stringify({ name: 'my-app', private: true, type: 'module' }, null, 2),
+    );
+    const installed = await run(
+      'npm',
+      ['install', join(root, info.filename), '--prefer-offline', '--no-audit', '--no-fund'],
+      { cwd: project, timeoutMs: 120_000 },
+    );
+    expectOk(installed, 'npm install <tarball>');
+    timings['npm install'] = installed.ms;
+    writeFileSync(join(project, 'handlers.ts'), HANDLERS_TS);
+    writeFileSync(join(project, 'templates', 'greeting.yaml'), TEMPLATE_YAML);
+    writeFileSync(join(project, 'check.cjs'), CHECK_CJS);
+    writeFileSync(join(project, 'trace-hooks.mjs'), TRACE_HOOKS_MJS);
+    writeFileSync(join(project, 'trace.mjs'), TRACE_MJS);
+  }, 240_000);
+
+  afterAll(() => {
+    console.log(`package test timings (ms): ${JSON.stringify(timings)}`);
+    if (root !== '') rmSync(root, { recursive: true, force: true });
+  });
+
+  it("the bin runs the project's TypeScript handlers to completion on an embedded database", async () => {
+    const dev = await run(
+      'npx',
+      [
+        '--no',
+        'tasker',
+        'dev',
+        '--once',
+        '--port',
+        '0',
+        '--handlers',
+        './handlers.ts',
+        '--templates',
+        './templates',
+        '--task',
+        'greeting/hello@1.0.0',
+        '--context',
+        '{"name": "Ada"}',
+      ],
+      { cwd: project, timeoutMs: 90_000 },
+    );
+    timings['tasker dev --once'] = dev.ms;
+    expectOk(dev, 'npx tasker dev --once');
+    expect(dev.stdout).toContain('embedded PGlite');
+    expect(dev.stdout).toContain('✓ Worker serving greeting: 1 templates, 2 handlers');
+    expect(dev.stdout).toMatch(/✓ shout +complete → \{"shouted":"HELLO, ADA"\}/);
+    expect(dev.stdout).toMatch(/✓ task [0-9a-f-]{36} complete in \d+ ms/);
+    // The handlers ran in the project (their cwd), and the embedded database lives there too.
+    expect(readFileSync(join(project, 'handler-runs.txt'), 'utf8')).toBe('shout: HELLO, ADA\n');
+    expect(readFileSync(join(project, '.tasker', 'dev', 'PG_VERSION'), 'utf8').trim()).toMatch(/^\d+$/);
+  }, 100_000);
+
+  it('a CommonJS file require()s the package and its client entry', async () => {
+    const check = await run(process.execPath, ['check.cjs'], { cwd: project, timeoutMs: 30_000 });
+    expectOk(check, 'node check.cjs');
+    expect(JSON.parse(check.stdout)).toEqual({
+      main: expect.arrayContaining([
+        'defineHandler',
+        'StepHandler',
+        'PermanentError',
+        'RetryableError',
+        'isPermanentError',
+        'HandlerRegistry',
+        'TaskerError',
+        'isTaskerError',
+      ]) as unknown,
+      client: expect.arrayContaining(['TaskerClient', 'TaskerError', 'isTaskerError']) as unknown,
+      defineHandler: 'A.B',
+      isPermanentError: true,
+      taskerClient: true,
+    });
+  });
+
+  it.each([
+    ['client', `${PACKAGE}/client`, 'dist/client.js'],
+    ['main', PACKAGE, 'dist/index.js'],
+  ])('the %s entry loads no pg, fastify, @grpc, pino or PGlite', async (_label, specifier, entryFile) => {
+    const traceFile = join(project, `modules-${_label}.txt`);
+    const traced = await run(
+      process.execPath,
+      ['--import', './trace.mjs', '--input-type=module', '-e', `await import(${JSON.stringify(specifier)});`],
+      { cwd: project, timeoutMs: 30_000, env: { ...userEnv(), TRACE_FILE: traceFile } },
+    );
+    expectOk(traced, `node --import ./trace.mjs -e "import('${specifier}')"`);
+    const urls = readFileSync(traceFile, 'utf8').trim().split('\n');
+    // The trace saw the entry itself: an empty or broken trace cannot pass.
+    expect(urls).toContain(`file://${join(project, 'node_modules', PACKAGE, entryFile)}`);
+    const packages = new Set(
+      urls.flatMap((url) => {
+        const match = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
+        return match?.[1] === undefined ? [] : [match[1]];
+      }),
+    );
+    expect([...packages].filter((name) => SERVER_PACKAGES.test(name))).toEqual([]);
+  });
+});
