@@ -15,6 +15,13 @@ const PACKAGE = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as
 /** Packages an app that only creates tasks (or only defines handlers) must not load. */
 const SERVER_PACKAGES = /^(pg|pg-[^/]*|fastify|@fastify\/[^/]+|@grpc\/[^/]+|pino|@electric-sql\/[^/]+)$/;
 
+/** The version of a package installed in this repository, so the project gets the same one. */
+function devVersion(name: string): string {
+  return (
+    JSON.parse(readFileSync(join(REPO, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }
+  ).version;
+}
+
 interface RunResult {
   code: number | string;
   stdout: string;
@@ -104,6 +111,48 @@ console.log(JSON.stringify({
 }));
 `;
 
+// A workflow in TypeScript, typed along its edges; and the same with a step reading a result it does not depend on.
+const WORKFLOW_TS = `import { z } from 'zod';
+import { workflow } from '${PACKAGE}';
+
+export const orders = workflow({
+  namespace: 'shop',
+  name: 'process_order',
+  version: '1.0.0',
+  input: z.object({ orderId: z.string(), total: z.number() }),
+  identity: 'strict',
+});
+const validate = orders.step('validate', { run: (ctx) => ({ cents: Math.round(ctx.input.total * 100) }) });
+const reserve = orders.step('reserve', { parents: [validate], run: () => ({ reservation: 'r-1' }) });
+orders.step('charge', {
+  parents: [validate, reserve],
+  retry: { maxAttempts: 3, backoff: 'exponential' },
+  timeoutSeconds: 30,
+  run: (ctx) => {
+    const cents: number = ctx.parent(validate).cents;
+    const reservation: string = ctx.parent(reserve).reservation;
+    return { charged: cents, reservation, order: ctx.input.orderId };
+  },
+});
+`;
+const WRONG_PARENT_TS = WORKFLOW_TS.replace(
+  "orders.step('charge', {\n  parents: [validate, reserve],",
+  "orders.step('charge', {\n  parents: [validate],",
+);
+/** The project's own compiler (npx's -p would be read as --package). */
+const TSC = 'node_modules/typescript/bin/tsc';
+const tsconfig = (file: string): string =>
+  JSON.stringify({
+    compilerOptions: {
+      strict: true,
+      module: 'nodenext',
+      moduleResolution: 'nodenext',
+      target: 'es2022',
+      noEmit: true,
+    },
+    files: [file],
+  });
+
 // Logs the URL of every module the process resolves, to the file named by the registration's data.
 const TRACE_HOOKS_MJS = `import { appendFileSync } from 'node:fs';
 let file;
@@ -164,6 +213,26 @@ describe(`the ${PACKAGE} package installed in a fresh project`, () => {
     );
     expectOk(installed, 'npm install <tarball>');
     timings['npm install'] = installed.ms;
+    // What a TypeScript project adds for typed workflows: the compiler and zod, at the versions this repo uses.
+    const tooling = await run(
+      'npm',
+      [
+        'install',
+        '--save-dev',
+        `typescript@${devVersion('typescript')}`,
+        `zod@${devVersion('zod')}`,
+        '--prefer-offline',
+        '--no-audit',
+        '--no-fund',
+      ],
+      { cwd: project, timeoutMs: 120_000 },
+    );
+    expectOk(tooling, 'npm install typescript zod');
+    timings['npm install typescript zod'] = tooling.ms;
+    writeFileSync(join(project, 'workflow.ts'), WORKFLOW_TS);
+    writeFileSync(join(project, 'wrong-parent.ts'), WRONG_PARENT_TS);
+    writeFileSync(join(project, 'tsconfig.json'), tsconfig('workflow.ts'));
+    writeFileSync(join(project, 'tsconfig.wrong.json'), tsconfig('wrong-parent.ts'));
     writeFileSync(join(project, 'handlers.ts'), HANDLERS_TS);
     writeFileSync(join(project, 'templates', 'greeting.yaml'), TEMPLATE_YAML);
     writeFileSync(join(project, 'check.cjs'), CHECK_CJS);
@@ -208,6 +277,24 @@ describe(`the ${PACKAGE} package installed in a fresh project`, () => {
     expect(readFileSync(join(project, '.tasker', 'dev', 'PG_VERSION'), 'utf8').trim()).toMatch(/^\d+$/);
   }, 100_000);
 
+  it('a typed workflow compiles, and reading a result the step does not depend on is a compile error', async () => {
+    expect(WRONG_PARENT_TS).not.toBe(WORKFLOW_TS);
+    const good = await run(process.execPath, [TSC, '-p', 'tsconfig.json'], {
+      cwd: project,
+      timeoutMs: 90_000,
+    });
+    timings['tsc workflow.ts'] = good.ms;
+    expectOk(good, 'tsc -p tsconfig.json');
+    const wrong = await run(process.execPath, [TSC, '-p', 'tsconfig.wrong.json'], {
+      cwd: project,
+      timeoutMs: 90_000,
+    });
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stdout).toMatch(
+      /wrong-parent\.ts\(\d+,\d+\): error TS2345: Argument of type 'WorkflowStep<"reserve"/,
+    );
+  }, 200_000);
+
   it('a CommonJS file require()s the package and its client entry', async () => {
     const check = await run(process.execPath, ['check.cjs'], { cwd: project, timeoutMs: 30_000 });
     expectOk(check, 'node check.cjs');
@@ -227,6 +314,20 @@ describe(`the ${PACKAGE} package installed in a fresh project`, () => {
       isPermanentError: true,
       taskerClient: true,
     });
+  });
+
+  it('the embed entry resolves and exports startTasker', async () => {
+    const loaded = await run(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const embed = await import('${PACKAGE}/embed'); console.log(typeof embed.startTasker);`,
+      ],
+      { cwd: project, timeoutMs: 30_000 },
+    );
+    expectOk(loaded, `node -e "import('${PACKAGE}/embed')"`);
+    expect(loaded.stdout.trim()).toBe('function');
   });
 
   it.each([
