@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import { BUNDLED_CONFIG_ROOT } from '../config/configFiles.ts';
 import { loadConfig } from '../config/loadConfig.ts';
 import type { LoadedConfig } from '../config/loadConfig.ts';
@@ -11,6 +12,7 @@ import { ConfigError } from '../domain/errors.ts';
 import { createLogger } from '../observability/logger.ts';
 import type { Logger, LogLevel } from '../observability/logger.ts';
 import { createTask } from '../orchestration/taskInitializer.ts';
+import type { taskRequestSchema } from '../orchestration/taskInitializer.ts';
 import { TemplateCache } from '../orchestration/templateCache.ts';
 import type { StepHandlerDefinition } from '../worker/handlerApi.ts';
 import { isWorkflow } from '../worker/workflow.ts';
@@ -70,30 +72,11 @@ export interface StartTaskerOptions {
   environment?: 'development' | 'test' | 'production';
 }
 
-/** The fields of a task request besides the template and its context. */
-export interface TaskRequestOptions {
-  initiator?: string | null;
-  source_system?: string | null;
-  reason?: string | null;
-  tags?: string[];
-  priority?: number;
-  correlation_id?: string | null;
-  parent_correlation_id?: string | null;
-  idempotency_key?: string | null;
-  requested_at?: string | null;
-  options?: Record<string, unknown> | null;
-}
+/** A task request by template name, as `POST /v1/tasks` takes it (the same schema validates both). */
+export type EmbeddedTaskRequest = z.input<typeof taskRequestSchema>;
 
-/** A task request by template name, as `POST /v1/tasks` takes it. */
-export interface EmbeddedTaskRequest extends TaskRequestOptions {
-  name: string;
-  /** @defaultValue 'default' */
-  namespace?: string;
-  /** @defaultValue '0.1.0' */
-  version?: string;
-  /** @defaultValue {} */
-  context?: Record<string, unknown>;
-}
+/** The fields of a task request besides the template and its context. */
+export type TaskRequestOptions = Omit<EmbeddedTaskRequest, 'name' | 'namespace' | 'version' | 'context'>;
 
 export interface EmbeddedTasker {
   /** The database both roles use; closed by `stop()`. */
@@ -232,7 +215,8 @@ export async function startTasker(options: StartTaskerOptions): Promise<Embedded
     await stop();
     throw error;
   }
-  const templates = new TemplateCache(templateCacheOptions(config));
+  // Tasks created here go through orchestration's own cache when it runs, so a template is cached once.
+  const templates = orchestration?.templates ?? new TemplateCache(templateCacheOptions(config));
   const create = (
     target: Workflow<never, unknown> | EmbeddedTaskRequest,
     context?: unknown,

@@ -57,6 +57,8 @@ export interface OrchestrationService {
   readonly grpcAddress: string | undefined;
   /** Served at /metrics; undefined when `[telemetry.metrics] enabled` is false. */
   readonly metrics: TaskerMetrics | undefined;
+  /** The template cache the REST API and the task-request queue create tasks through. */
+  readonly templates: TemplateCache;
   /** Stops accepting requests and work, finishes the batch in progress, closes connections. Safe twice. */
   stop(): Promise<void>;
 }
@@ -237,6 +239,7 @@ export async function startOrchestrationService(
       return grpcServer?.address;
     },
     metrics,
+    templates,
     stop,
   };
 }
