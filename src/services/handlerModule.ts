@@ -134,18 +134,6 @@ export async function loadWorkerModule(path: string, cwd: string = process.cwd()
   return { handlers, workflowTemplates };
 }
 
-/**
- * The handlers of a handlers module, its workflows' step handlers included (their templates are dropped: use
- * loadWorkerModule to serve them).
- * @throws as loadWorkerModule
- */
-export async function loadHandlerModule(
-  path: string,
-  cwd: string = process.cwd(),
-): Promise<StepHandlerDefinition[]> {
-  return (await loadWorkerModule(path, cwd)).handlers;
-}
-
 /** A template and where it was defined (a YAML file or search path, or `workflow <label>`). */
 export interface SourcedTemplate {
   template: TaskTemplate;

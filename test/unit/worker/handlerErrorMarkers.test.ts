@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ClaimedStep } from '../../../src/db/queries/claimSteps.ts';
-import { loadHandlerModule } from '../../../src/services/handlerModule.ts';
+import { loadWorkerModule } from '../../../src/services/handlerModule.ts';
 import {
   defineHandler,
   isPermanentError,
@@ -130,7 +130,7 @@ const ship = { name: 'Shipping.Ship', run: () => 2 };
 export const registry = { names: () => ['Shipping.Ship'], get: (n) => (n === 'Shipping.Ship' ? ship : undefined), register() {} };
 `,
     );
-    const handlers = await loadHandlerModule(file);
+    const { handlers } = await loadWorkerModule(file);
     expect(handlers.map((h) => h.name).sort()).toEqual(['Payments.Refund', 'Shipping.Ship']);
   });
 });
