@@ -13,6 +13,9 @@ export type {
   ListenAddress,
   TaskRequestOptions,
 } from './services/embeddedTasker.ts';
+export { WorkflowRun, WorkflowRunError } from './domain/workflowRun.ts';
+export type { RunWaitOptions } from './domain/workflowRun.ts';
+export type { TaskView } from './api/rest/views.ts';
 export type { CreatedTask } from './db/queries/createTask.ts';
 export type { Database, Queryable, QueryResult, SqlParam } from './db/database.ts';
 export type { TaskerConfig } from './config/schema.ts';

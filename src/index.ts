@@ -23,6 +23,15 @@ export type {
   WorkflowInputSchema,
   WorkflowRetry,
   StepResult,
+  WorkflowOutputOf,
 } from './worker/workflow.ts';
+export { workflowReference, WorkflowRun, WorkflowRunError } from './domain/workflowRun.ts';
+export type {
+  WorkflowReference,
+  WorkflowInput,
+  WorkflowOutput,
+  WorkflowOutputShape,
+  RunWaitOptions,
+} from './domain/workflowRun.ts';
 export { TaskerError, isTaskerError } from './domain/errors.ts';
 export type { TaskerErrorCode } from './domain/errors.ts';

@@ -4,11 +4,13 @@
  * `POST /v1/tasks` and their completion is awaited with `GET /v1/tasks/{uuid}?wait=N`, which answers as soon
  * as the task is finished (a NOTIFY wakes the server). Prints figures only; nothing passes or fails.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SignJWT } from 'jose';
 import { loadConfig } from '../../src/config/loadConfig.ts';
 import type { Queryable } from '../../src/db/database.ts';
 import { ensureDatabaseExists } from '../../src/db/createDatabase.ts';
@@ -67,7 +69,12 @@ interface Task {
  */
 const agent = new http.Agent({ keepAlive: true });
 
-function call<T>(method: string, url: string, body?: unknown): Promise<T> {
+function call<T>(
+  method: string,
+  url: string,
+  body?: unknown,
+  credentials: Record<string, string> = {},
+): Promise<T> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const request = http.request(
@@ -77,8 +84,12 @@ function call<T>(method: string, url: string, body?: unknown): Promise<T> {
         agent,
         headers:
           payload === undefined
-            ? {}
-            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+            ? credentials
+            : {
+                ...credentials,
+                'content-type': 'application/json',
+                'content-length': Buffer.byteLength(payload),
+              },
       },
       (response) => {
         const chunks: Buffer[] = [];
@@ -97,11 +108,18 @@ function call<T>(method: string, url: string, body?: unknown): Promise<T> {
   });
 }
 
-const create = (api: string, workflow: BenchWorkflow, seq: number): Promise<Task> =>
-  call<Task>('POST', `${api}/v1/tasks`, taskRequest(workflow, seq));
+const create = (
+  api: string,
+  workflow: BenchWorkflow,
+  seq: number,
+  credentials: Record<string, string> = {},
+): Promise<Task> => call<Task>('POST', `${api}/v1/tasks`, taskRequest(workflow, seq), credentials);
 
-const awaitFinished = (api: string, taskUuid: string): Promise<Task> =>
-  call<Task>('GET', `${api}/v1/tasks/${taskUuid}?wait=60`);
+const awaitFinished = (
+  api: string,
+  taskUuid: string,
+  credentials: Record<string, string> = {},
+): Promise<Task> => call<Task>('GET', `${api}/v1/tasks/${taskUuid}?wait=60`, undefined, credentials);
 
 /** Runs `fn(i)` for i in [0, count) with at most `limit` in flight. */
 async function pool(count: number, limit: number, fn: (i: number) => Promise<void>): Promise<void> {
@@ -114,17 +132,35 @@ async function pool(count: number, limit: number, fn: (i: number) => Promise<voi
 }
 
 async function createLatency(api: string): Promise<Distribution> {
-  progress(`POST /v1/tasks × ${config.creates}, one at a time`);
-  const samples: number[] = [];
-  const uuids: string[] = [];
+  const [latency] = await interleavedCreateLatency([{ api, credentials: {} }]);
+  return latency as Distribution;
+}
+
+/**
+ * POST /v1/tasks one at a time, taking turns between `legs` (a server and the credentials to send): load
+ * from other work on the machine then falls on every leg alike, so their difference is the legs' own.
+ */
+async function interleavedCreateLatency(
+  legs: readonly { api: string; credentials: Record<string, string> }[],
+): Promise<Distribution[]> {
+  progress(`POST /v1/tasks × ${config.creates} per leg (${legs.length} taking turns), one at a time`);
+  const samples = legs.map((): number[] => []);
+  const uuids = legs.map((): string[] => []);
   for (let i = 0; i < config.creates + config.warmup; i++) {
-    const started = performance.now();
-    const task = await create(api, ONE_STEP, i);
-    if (i >= config.warmup) samples.push(performance.now() - started);
-    uuids.push(task.task_uuid);
+    // The order turns each round: no leg always follows another (the first request on a process that has
+    // been waiting costs more than the next one).
+    for (let turn = 0; turn < legs.length; turn++) {
+      const leg = (i + turn) % legs.length;
+      const { api, credentials } = legs[leg] as (typeof legs)[number];
+      const started = performance.now();
+      const task = await create(api, ONE_STEP, i * legs.length + leg, credentials);
+      if (i >= config.warmup) samples[leg]?.push(performance.now() - started);
+      uuids[leg]?.push(task.task_uuid);
+    }
   }
-  for (const uuid of uuids) await awaitFinished(api, uuid);
-  return distribution(samples);
+  for (const [leg, { api, credentials }] of legs.entries())
+    for (const uuid of uuids[leg] ?? []) await awaitFinished(api, uuid, credentials);
+  return samples.map((leg) => distribution(leg));
 }
 
 /**
@@ -230,17 +266,60 @@ async function drain(admin: Queryable): Promise<void> {
 
 const ms = (value: number): string => fixed(value, 2);
 
+interface AuthSetup {
+  /** TASKER_CONFIG_ROOT (the shipped configuration plus an API key from BENCH_API_KEY) and the key path. */
+  env: Record<string, string>;
+  bearer: Record<string, string>;
+  apiKey: Record<string, string>;
+}
+
+/**
+ * What the auth-on orchestrator needs: a static RS256 key (the production configuration reads its path from
+ * TASKER_JWT_PUBLIC_KEY_PATH), one API key, and a token and a key granting tasks:create.
+ */
+async function authSetup(folder: string): Promise<AuthSetup> {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  writeFileSync(join(folder, 'public.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
+  const configRoot = join(folder, 'config');
+  cpSync(fileURLToPath(new URL('../../config/tasker/', import.meta.url)), join(configRoot, 'tasker'), {
+    recursive: true,
+  });
+  writeFileSync(
+    join(configRoot, 'tasker', 'environments', 'production', 'zz-bench-auth.toml'),
+    '[[orchestration.web.auth.api_keys]]\nkey_env = "BENCH_API_KEY"\npermissions = ["tasks:*"]\n',
+  );
+  const key = randomBytes(32).toString('hex');
+  const token = await new SignJWT({ permissions: ['tasks:create', 'tasks:read'] })
+    .setProtectedHeader({ alg: 'RS256' })
+    .setSubject('bench')
+    .setIssuedAt()
+    .setExpirationTime('2h')
+    .sign(privateKey);
+  return {
+    env: {
+      TASKER_CONFIG_ROOT: configRoot,
+      TASKER_JWT_PUBLIC_KEY_PATH: join(folder, 'public.pem'),
+      BENCH_API_KEY: key,
+    },
+    bearer: { authorization: `Bearer ${token}` },
+    apiKey: { 'x-api-key': key },
+  };
+}
+
 async function main(): Promise<void> {
   await ensureDatabaseExists(config.databaseUrl);
   const admin = new PostgresDatabase(config.databaseUrl, { maxConnections: 2 });
   const templates = mkdtempSync(join(tmpdir(), 'tasker-rest-bench-'));
+  const authFolder = mkdtempSync(join(tmpdir(), 'tasker-rest-bench-auth-'));
   const processes: TaskerProcess[] = [];
   try {
     await migrate(admin);
     for (const [file, text] of Object.entries(BENCH_TEMPLATE_FILES))
       writeFileSync(join(templates, file), text);
     const machine = await describeMachine(admin);
-    const env = { TASKER_ENV: 'production', LOG_LEVEL: 'info' };
+    // Production configuration with auth off (explicitly: production turns it on); the auth legs below start
+    // an orchestrator of their own with it on.
+    const env = { TASKER_ENV: 'production', LOG_LEVEL: 'info', TASKER_AUTH_ENABLED: 'false' };
     progress('starting tasker worker and tasker orchestration (separate processes)');
     const worker = await startWorkerProcess({
       databaseUrl: config.databaseUrl,
@@ -291,6 +370,27 @@ async function main(): Promise<void> {
     } finally {
       await library.close();
     }
+
+    // POST latency with auth off and on in the same run (a bearer token, an API key), taking turns request by
+    // request.
+    const auth = await authSetup(authFolder);
+    await stopProcess(orchestration);
+    // Two fresh orchestrators started together, one with auth off and one with it on: alike in age, pool and
+    // warm-up, so the difference between the legs is authentication's.
+    const [open, secured] = await Promise.all([
+      startOrchestrationProcess({ databaseUrl: config.databaseUrl, env }),
+      startOrchestrationProcess({
+        databaseUrl: config.databaseUrl,
+        env: { ...env, ...auth.env, TASKER_AUTH_ENABLED: 'true' },
+      }),
+    ]);
+    processes.push(open, secured);
+    await reset();
+    const [authOff, authJwt, authKey] = (await interleavedCreateLatency([
+      { api: open.url, credentials: {} },
+      { api: secured.url, credentials: auth.bearer },
+      { api: secured.url, credentials: auth.apiKey },
+    ])) as [Distribution, Distribution, Distribution];
 
     printMachineHeader(
       'Tasker REST benchmark (separate orchestration and worker processes, HTTP client)',
@@ -380,6 +480,27 @@ async function main(): Promise<void> {
         [false, true, true, true, true, true, true],
       ),
     );
+    console.log('');
+    console.log(
+      formatTable(
+        ['POST /v1/tasks, one at a time', 'n', 'p50 ms', 'p95 ms', 'Δ p50 vs off', 'target'],
+        (
+          [
+            ['auth off', authOff],
+            ['auth on, bearer JWT (RS256, static key)', authJwt],
+            ['auth on, X-API-Key', authKey],
+          ] as const
+        ).map(([label, result]) => [
+          label,
+          String(result.count),
+          ms(result.p50),
+          ms(result.p95),
+          result === authOff ? '' : ms(result.p50 - authOff.p50),
+          result === authOff ? '' : '≤ 0.30 ms',
+        ]),
+        [false, true, true, true, true, false],
+      ),
+    );
     if (chain.failed + chainOneRequest.failed > 0)
       console.log(`  ${chain.failed + chainOneRequest.failed} linear runs did not complete`);
     console.log(
@@ -387,6 +508,11 @@ async function main(): Promise<void> {
         bench: 'rest',
         machine,
         create: { p50: round(creates.p50, 3), p95: round(creates.p95, 3), p99: round(creates.p99, 3) },
+        auth: {
+          offP50: round(authOff.p50, 3),
+          jwtP50: round(authJwt.p50, 3),
+          apiKeyP50: round(authKey.p50, 3),
+        },
         linearOneRequest: {
           p50: round(chainOneRequest.latency.p50, 3),
           p95: round(chainOneRequest.latency.p95, 3),
@@ -427,6 +553,7 @@ async function main(): Promise<void> {
     await Promise.all(processes.map((p) => stopProcess(p)));
     await admin.close();
     rmSync(templates, { recursive: true, force: true });
+    rmSync(authFolder, { recursive: true, force: true });
   }
 }
 

@@ -2482,7 +2482,6 @@ DECLARE
   v_frontier uuid[] := ARRAY[p_step];
   v_all uuid[] := '{}';
   v_next uuid[];
-  v_depth integer := 0;
   v_result jsonb;
 BEGIN
   LOOP
@@ -2495,8 +2494,6 @@ BEGIN
     EXIT WHEN v_next IS NULL;
     v_all := v_all || v_next;
     v_frontier := v_next;
-    v_depth := v_depth + 1;
-    EXIT WHEN v_depth >= 100;
   END LOOP;
   IF cardinality(v_all) = 0 THEN
     RETURN '{}';

@@ -1,7 +1,13 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { TaskerClient } from '../client/taskerClient.ts';
-import type { StepActionRequest, StepView, TaskRequest, TaskSummary } from '../client/taskerClient.ts';
+import { ServerAnswerError, TaskerClient } from '../client/taskerClient.ts';
+import type {
+  ClientAuth,
+  StepActionRequest,
+  StepView,
+  TaskRequest,
+  TaskSummary,
+} from '../client/taskerClient.ts';
 import { ValidationError } from '../domain/errors.ts';
 import { out, printJson, printTask, table } from './clientOutput.ts';
 import { formatStepLine, watchTask } from './taskProgress.ts';
@@ -11,15 +17,39 @@ const DEFAULT_URL = 'http://127.0.0.1:8080';
 interface ClientFlags {
   url?: string;
   json?: boolean;
+  token?: string;
+  apiKey?: string;
+}
+
+const nonEmpty = (value: string | undefined): string | undefined =>
+  value === undefined || value.trim() === '' ? undefined : value.trim();
+
+/** A flag wins over its variable; a token over an API key (the server refuses both at once). */
+function clientAuthFrom(
+  flags: ClientFlags,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): ClientAuth | undefined {
+  const token =
+    nonEmpty(flags.token) ??
+    (nonEmpty(flags.apiKey) === undefined ? nonEmpty(env.TASKER_AUTH_TOKEN) : undefined);
+  if (token !== undefined) return { token };
+  const apiKey = nonEmpty(flags.apiKey) ?? nonEmpty(env.TASKER_API_KEY);
+  return apiKey === undefined ? undefined : { apiKey };
 }
 
 function clientFrom(flags: ClientFlags): TaskerClient {
-  return new TaskerClient(flags.url ?? process.env.TASKER_URL ?? DEFAULT_URL);
+  const auth = clientAuthFrom(flags);
+  return new TaskerClient(
+    flags.url ?? process.env.TASKER_URL ?? DEFAULT_URL,
+    auth === undefined ? {} : { auth },
+  );
 }
 
 function withClientOptions(command: Command): Command {
   return command
     .option('--url <url>', `orchestration REST API (default: TASKER_URL, else ${DEFAULT_URL})`)
+    .option('--token <jwt>', 'bearer token for a server with auth on (default: TASKER_AUTH_TOKEN)')
+    .option('--api-key <key>', 'API key for a server with auth on (default: TASKER_API_KEY)')
     .option('--json', 'print the server answer as JSON (for scripts)', false);
 }
 
@@ -74,7 +104,26 @@ function printStep(step: StepView): void {
   if (step.error !== undefined && step.error !== null) out(`  error: ${JSON.stringify(step.error)}`);
 }
 
-export function registerClientCommands(program: Command): void {
+/** What a command sent, for the hint under a 401 or 403; never the credential itself. */
+function describeCredential(flags: ClientFlags): string {
+  const auth = clientAuthFrom(flags);
+  if (auth === undefined)
+    return 'no credentials were sent: set TASKER_AUTH_TOKEN (a JWT) or TASKER_API_KEY, or pass --token / --api-key';
+  if ('token' in auth)
+    return `a bearer token was sent (from ${nonEmpty(flags.token) !== undefined ? '--token' : 'TASKER_AUTH_TOKEN'})`;
+  return `an API key was sent (from ${nonEmpty(flags.apiKey) !== undefined ? '--api-key' : 'TASKER_API_KEY'})`;
+}
+
+export interface ClientCommands {
+  /** A line explaining a 401/403 answer to the last client command, or undefined for any other error. */
+  authHint(error: unknown): string | undefined;
+}
+
+export function registerClientCommands(program: Command): ClientCommands {
+  let lastFlags: ClientFlags = {};
+  program.hook('preAction', (_program, action) => {
+    lastFlags = action.opts<ClientFlags>();
+  });
   const task = program.command('task').description('create, inspect and cancel tasks on a running server');
 
   withClientOptions(
@@ -329,4 +378,14 @@ export function registerClientCommands(program: Command): void {
     if (flags.json === true) printJson(answer);
     else out(`✓ DLQ entry ${entry} ${String(answer.resolution_status)}`);
   });
+  return {
+    authHint: (error) => {
+      if (!(error instanceof ServerAnswerError) || (error.status !== 401 && error.status !== 403))
+        return undefined;
+      const sent = describeCredential(lastFlags);
+      return error.status === 401
+        ? `  the server did not accept the credentials: ${sent}`
+        : `  the credentials were accepted but lack the permission named above: ${sent}; ask for a token or key that grants it`;
+    },
+  };
 }

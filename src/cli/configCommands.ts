@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { stringify } from 'smol-toml';
 import { ConfigError, formatConfigProblem } from '../domain/errors.ts';
+import { resolveAuthSettings } from '../config/authSettings.ts';
+import type { AuthSettings } from '../config/authSettings.ts';
 import { loadConfig } from '../config/loadConfig.ts';
 import type { LoadedConfig } from '../config/loadConfig.ts';
 import { redactConfig } from '../config/redactConfig.ts';
@@ -31,8 +33,21 @@ export function registerConfigCommands(program: Command): void {
     .description('load and validate the configuration; print every problem, exit 1 if there are any')
     .action(() => {
       let loaded: LoadedConfig;
+      const auth: Partial<Record<'orchestration' | 'worker', AuthSettings>> = {};
       try {
         loaded = loadConfig();
+        // What the services check at start: key files readable, key variables set, a key source when on.
+        const problems = [];
+        for (const role of ['orchestration', 'worker'] as const) {
+          if (!loaded.config[role].web.enabled) continue;
+          try {
+            auth[role] = resolveAuthSettings(loaded, role);
+          } catch (error) {
+            if (!(error instanceof ConfigError)) throw error;
+            problems.push(...error.problems);
+          }
+        }
+        if (problems.length > 0) throw new ConfigError(problems);
       } catch (error) {
         if (!(error instanceof ConfigError)) throw error;
         out(`✗ Configuration has ${error.problems.length} problem${error.problems.length === 1 ? '' : 's'}:`);
@@ -50,6 +65,24 @@ export function registerConfigCommands(program: Command): void {
         `✓ Worker: ${c.worker.deployment_mode}, namespaces ${c.worker.namespaces.length > 0 ? c.worker.namespaces.join(', ') : '(none set)'}`,
       );
       out(`✓ Messaging backend: ${c.messaging.backend}`);
+      for (const role of ['orchestration', 'worker'] as const) {
+        const settings = auth[role];
+        if (settings === undefined) continue;
+        if (!settings.enabled) {
+          const mark = loaded.environment === 'production' ? '!' : '✓';
+          out(
+            `${mark} Auth (${role}): off${mark === '!' ? ' in production: the API is open to anyone who reaches it' : ''}`,
+          );
+          continue;
+        }
+        const tokens =
+          settings.publicKeyPem !== undefined
+            ? 'bearer tokens (static key)'
+            : settings.jwksUrl !== undefined
+              ? 'bearer tokens (JWKS)'
+              : 'no bearer tokens';
+        out(`✓ Auth (${role}): on, ${tokens}, ${settings.apiKeys.length} API key(s)`);
+      }
       out(`✓ Files: ${loaded.files.length} read from ${loaded.folder ?? 'TASKER_CONFIG_PATH'}`);
     });
 

@@ -7,6 +7,7 @@ import { registerDemoCommand } from './demoCommand.ts';
 import { registerConfigCommands } from './configCommands.ts';
 import { registerServiceCommands } from './serviceCommands.ts';
 import { registerDevCommand } from './devCommand.ts';
+import { registerAuthCommands } from './authCommands.ts';
 import { registerClientCommands } from './clientCommands.ts';
 import { TASKER_VERSION } from '../services/version.ts';
 
@@ -28,7 +29,8 @@ registerDemoCommand(program);
 registerConfigCommands(program);
 registerServiceCommands(program);
 registerDevCommand(program);
-registerClientCommands(program);
+const clientCommands = registerClientCommands(program);
+registerAuthCommands(program);
 
 try {
   await program.parseAsync(process.argv);
@@ -36,6 +38,8 @@ try {
   // Operators get the message, its code and no stack trace; TASKER_DEBUG=1 shows the stack.
   if (isTaskerError(error)) {
     process.stderr.write(`✗ ${redactSecrets(error.message)} [${error.code}]\n`);
+    const hint = clientCommands.authHint(error);
+    if (hint !== undefined) process.stderr.write(`${hint}\n`);
   } else {
     const message = error instanceof Error ? error.message : String(error);
     process.stderr.write(`✗ ${redactSecrets(message)}\n`);

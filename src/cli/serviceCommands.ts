@@ -5,6 +5,12 @@ import { createLogger } from '../observability/logger.ts';
 import type { Logger } from '../observability/logger.ts';
 import { exitOnShutdownSignals } from '../resilience/gracefulShutdown.ts';
 
+/**
+ * Past its shutdown deadline a service cancels what still runs and stops within seconds; this much later the
+ * process exits whatever it is waiting for.
+ */
+const HARD_DEADLINE_MARGIN_MS = 10_000;
+
 interface ServiceFlags {
   databaseUrl?: string;
   handlers?: string;
@@ -59,7 +65,11 @@ export function registerServiceCommands(program: Command): void {
         ...(flags.bind !== undefined && { bindAddress: flags.bind }),
         ...(flags.grpcBind !== undefined && { grpcBindAddress: flags.grpcBind }),
       });
-      exitOnShutdownSignals({ logger, stop: () => service.stop() });
+      exitOnShutdownSignals({
+        logger,
+        stop: () => service.stop(),
+        hardDeadlineMs: loaded.config.orchestration.shutdown_timeout_ms + HARD_DEADLINE_MARGIN_MS,
+      });
     });
 
   program
@@ -83,6 +93,10 @@ export function registerServiceCommands(program: Command): void {
         ...(flags.bind !== undefined && { bindAddress: flags.bind }),
         ...(flags.grpcBind !== undefined && { grpcBindAddress: flags.grpcBind }),
       });
-      exitOnShutdownSignals({ logger, stop: () => service.stop() });
+      exitOnShutdownSignals({
+        logger,
+        stop: () => service.stop(),
+        hardDeadlineMs: loaded.config.worker.shutdown_timeout_ms + HARD_DEADLINE_MARGIN_MS,
+      });
     });
 }

@@ -71,8 +71,11 @@ export class HttpTransport {
   private readonly basePath: string;
   private readonly agent: http.Agent;
   private readonly send: typeof http.request;
+  private readonly extraHeaders: Readonly<Record<string, string>>;
 
-  constructor(baseUrl: string, options: AgentOptions = {}) {
+  /** `headers` go with every request (the credentials). */
+  constructor(baseUrl: string, options: AgentOptions = {}, headers: Record<string, string> = {}) {
+    this.extraHeaders = headers;
     this.url = new URL(baseUrl);
     this.basePath = this.url.pathname.replace(/\/+$/, '');
     const resolved = { ...AGENT_DEFAULTS, ...options };
@@ -104,7 +107,7 @@ export class HttpTransport {
         reject(abortReason(signal));
         return;
       }
-      const headers: http.OutgoingHttpHeaders = { accept: 'application/json' };
+      const headers: http.OutgoingHttpHeaders = { ...this.extraHeaders, accept: 'application/json' };
       if (body !== undefined) {
         headers['content-type'] = 'application/json';
         headers['content-length'] = Buffer.byteLength(body);

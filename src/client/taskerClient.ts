@@ -1,5 +1,7 @@
 import { TaskerError } from '../domain/errors.ts';
 import { TERMINAL_TASK_STATES } from '../domain/state/taskStates.ts';
+import { WorkflowRun } from '../domain/workflowRun.ts';
+import type { RunWaitOptions, TaskSource, WorkflowReference } from '../domain/workflowRun.ts';
 import { DuplicateTaskError, ServerAnswerError, ServerUnreachableError } from './clientErrors.ts';
 import type {
   JsonObject,
@@ -29,6 +31,27 @@ export { DuplicateTaskError, ServerAnswerError, ServerUnreachableError } from '.
 export type * from './clientTypes.ts';
 export type { AgentOptions } from './httpTransport.ts';
 export type { RetryOptions } from './retryPolicy.ts';
+export { WorkflowRun, WorkflowRunError, workflowReference } from '../domain/workflowRun.ts';
+export type {
+  RunWaitOptions,
+  WorkflowReference,
+  WorkflowInput,
+  WorkflowOutput,
+  WorkflowOutputShape,
+} from '../domain/workflowRun.ts';
+
+/**
+ * The fields of a task request besides the workflow and its input: who and why, tags, priority, correlation,
+ * idempotency key.
+ * @public
+ */
+export type WorkflowTaskOptions = Omit<TaskRequest, 'name' | 'namespace' | 'version' | 'context'>;
+
+/** @public */
+export interface RunOptions extends RunWaitOptions {
+  /** One attempt's bound for the creating call. @defaultValue the client's `timeoutMs` */
+  timeoutMs?: number;
+}
 
 /** @public */
 export type JsonBody = Record<string, unknown>;
@@ -45,7 +68,19 @@ export interface TaskerClientOptions {
   retry?: RetryOptions | false;
   /** The keep-alive connections. */
   agent?: AgentOptions;
+  /**
+   * Credentials sent with every request: a JWT (`Authorization: Bearer`) or an API key (`X-API-Key`), for
+   * a server with `[orchestration.web.auth] enabled`. A 401 or 403 answer is a ServerAnswerError with code
+   * TASKER_UNAUTHENTICATED or TASKER_FORBIDDEN. @defaultValue none
+   */
+  auth?: ClientAuth;
 }
+
+/**
+ * One credential; the client never logs it or puts it in an error.
+ * @public
+ */
+export type ClientAuth = { token: string } | { apiKey: string };
 
 /** @public */
 export interface CallOptions {
@@ -98,7 +133,7 @@ export class TaskerClient {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.retry = resolveRetryOptions(options.retry);
-    this.transport = new HttpTransport(this.baseUrl, options.agent);
+    this.transport = new HttpTransport(this.baseUrl, options.agent, authHeaders(options.auth));
   }
 
   /**
@@ -149,6 +184,65 @@ export class TaskerClient {
       if (TERMINAL.has(task.status) || Date.now() >= deadline - 1000) return task;
     }
   }
+
+  /**
+   * Starts a task of a workflow, its input typed by the workflow (a `Workflow` defined in code, or a
+   * `workflowReference`); `result()` of the answer waits for the output, typed by the workflow's `returns`.
+   * Creation is idempotent under the template's identity strategy, which is what makes retrying it safe.
+   * @throws DuplicateTaskError when a task with the same identity exists; ServerAnswerError as createTask
+   */
+  async start<Input, Output>(
+    workflow: WorkflowReference<Input, Output>,
+    input: NoInfer<Input>,
+    request: WorkflowTaskOptions = {},
+    options: CallOptions = {},
+  ): Promise<WorkflowRun<Output, TaskView>> {
+    const task = await this.createTask(
+      {
+        ...request,
+        namespace: workflow.namespace,
+        name: workflow.name,
+        version: workflow.version,
+        context: input as JsonObject,
+      },
+      options,
+    );
+    return this.runOf(workflow, task.task_uuid);
+  }
+
+  /**
+   * Starts a task of a workflow and answers its output once it is complete: `start(...)` then `result()`.
+   * @throws WorkflowRunError TASKER_TASK_FAILED (with the failed steps' errors), TASKER_TASK_CANCELLED,
+   *   TASKER_TASK_NO_OUTPUT, or TASKER_WAIT_TIMEOUT after `waitMs` (the task goes on); errors of `start`
+   */
+  async run<Input, Output>(
+    workflow: WorkflowReference<Input, Output>,
+    input: NoInfer<Input>,
+    request: WorkflowTaskOptions = {},
+    options: RunOptions = {},
+  ): Promise<Output> {
+    const { waitMs, ...call } = options;
+    const run = await this.start(workflow, input, request, call);
+    return run.result({
+      ...(waitMs !== undefined && { waitMs }),
+      ...(call.signal !== undefined && { signal: call.signal }),
+    });
+  }
+
+  /** Follows a task of a workflow started earlier (by its `task_uuid`), typed by that workflow. */
+  runOf<Output>(
+    workflow: WorkflowReference<unknown, Output>,
+    taskUuid: string,
+  ): WorkflowRun<Output, TaskView> {
+    return new WorkflowRun(workflow, taskUuid, this.taskSource);
+  }
+
+  private readonly taskSource: TaskSource<TaskView> = {
+    get: (taskUuid, options) => this.getTask(taskUuid, withSignal(options.signal)),
+    wait: (taskUuid, options) =>
+      this.waitForTask(taskUuid, { waitMs: options.waitMs, ...withSignal(options.signal) }),
+    cancel: (taskUuid, options) => this.cancelTask(taskUuid, withSignal(options.signal)),
+  };
 
   /** Tasks, newest first. */
   listTasks(query: ListTasksQuery = {}, options: CallOptions = {}): Promise<TaskList> {
@@ -263,6 +357,10 @@ export class TaskerClient {
   }
 }
 
+function withSignal(signal: AbortSignal | undefined): { signal?: AbortSignal } {
+  return signal === undefined ? {} : { signal };
+}
+
 function parseRetryAfterHeader(answer: HttpAnswer): number | undefined {
   return parseRetryAfter(answer.headers['retry-after']);
 }
@@ -344,4 +442,10 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+function authHeaders(auth: ClientAuth | undefined): Record<string, string> {
+  if (auth === undefined) return {};
+  if ('token' in auth) return { authorization: `Bearer ${auth.token}` };
+  return { 'x-api-key': auth.apiKey };
 }

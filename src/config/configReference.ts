@@ -91,10 +91,12 @@ Highest first:
 | \`LOG_LEVEL\`, \`RUST_LOG\` | \`telemetry.log_level\` | LOG_LEVEL wins; RUST_LOG's global directive is used (\`tasker=debug,warn\` → \`warn\`) |
 | \`OTEL_EXPORTER_OTLP_ENDPOINT\` | \`telemetry.tracing.otlp_endpoint\` | the OTLP/HTTP base URL; \`/v1/traces\` is appended |
 | \`OTEL_SERVICE_NAME\` | \`telemetry.service_name\` | |
+| \`TASKER_AUTH_ENABLED\` | \`orchestration.web.auth.enabled\`, \`worker.web.auth.enabled\` | \`true\` or \`false\`; false in production logs a warning at every start |
 | \`TASKER_ENV\`, \`TASKER_CONFIG_ROOT\`, \`TASKER_CONFIG_PATH\` | which files are read | |
 
 The shipped files also reference \`TASKER_WEB_BIND_ADDRESS\`, \`TASKER_ORCHESTRATION_GRPC_BIND_ADDRESS\`,
-\`TASKER_WORKER_WEB_BIND_ADDRESS\` and \`TASKER_WORKER_GRPC_BIND_ADDRESS\` through \`\${…:-default}\`.
+\`TASKER_WORKER_WEB_BIND_ADDRESS\` and \`TASKER_WORKER_GRPC_BIND_ADDRESS\` through \`\${…:-default}\`; \`environments/production/auth.toml\` references \`TASKER_JWT_PUBLIC_KEY\`,
+\`TASKER_JWT_PUBLIC_KEY_PATH\`, \`TASKER_JWKS_URL\`, \`TASKER_JWT_ISSUER\` and \`TASKER_JWT_AUDIENCE\` (docs/security.md).
 
 Keys marked *pending* are validated today but read by a feature that is still being built (named in the
 mark); until then they do not change behaviour.

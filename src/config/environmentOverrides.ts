@@ -134,6 +134,22 @@ export function environmentOverrides(env: Env, problems: ConfigProblem[]): Overr
     }
   }
 
+  const authEnabled = set(env, 'TASKER_AUTH_ENABLED');
+  if (authEnabled !== undefined) {
+    const normalized = authEnabled.trim().toLowerCase();
+    if (normalized === 'true' || normalized === 'false') {
+      // A process runs one role; like the deployment mode, the variable sets whichever role it runs.
+      for (const role of ['orchestration', 'worker'])
+        overrides.push({
+          variable: 'TASKER_AUTH_ENABLED',
+          path: [role, 'web', 'auth', 'enabled'],
+          value: normalized === 'true',
+        });
+    } else {
+      problem('TASKER_AUTH_ENABLED', `expected "true" or "false", found ${JSON.stringify(authEnabled)}`);
+    }
+  }
+
   // The OpenTelemetry SDK's own variables, so a collector set up for other services needs nothing new.
   const otlpEndpoint = set(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
   if (otlpEndpoint !== undefined) {

@@ -14,7 +14,12 @@ function redactValue(value: unknown): unknown {
 
 function redactNode(value: unknown, schema: z.ZodType | undefined): unknown {
   if (schema !== undefined && keyDocs.get(unwrap(schema))?.secret === true) return redactValue(value);
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  // Arrays of tables (api_keys) hold secrets in their entries.
+  if (Array.isArray(value)) {
+    const element = schema === undefined ? undefined : childSchema(schema, 0);
+    return element === undefined ? value : value.map((item) => redactNode(item, element));
+  }
+  if (typeof value !== 'object' || value === null) return value;
   const result: Record<string, unknown> = {};
   for (const [key, child] of Object.entries(value)) {
     result[key] = redactNode(child, schema === undefined ? undefined : childSchema(schema, key));

@@ -1,5 +1,7 @@
+import { DEFAULT_TASK_LIMITS } from '../domain/limits.ts';
 import type { z } from 'zod';
-import { bool, decimal, int, list, oneOf, table, text } from './schemaBuilder.ts';
+import { PERMISSION_SYNTAX } from '../domain/auth/permissions.ts';
+import { bool, decimal, int, list, oneOf, table, tableList, text } from './schemaBuilder.ts';
 
 /**
  * The one configuration schema: every key, its type, range, default and meaning. Types are inferred from it
@@ -51,6 +53,18 @@ const poolSettings = {
   ),
   idle_timeout_seconds: int(1, 86_400, 300, 'Close a connection idle this long (down to min_connections).'),
   max_lifetime_seconds: int(1, 7 * 86_400, 1_800, 'Recycle every connection after this long.'),
+  statement_timeout_ms: int(
+    100,
+    24 * 60 * MINUTE_MS,
+    30_000,
+    'The longest one statement of the pool may run: PostgreSQL cancels it then (TASKER_STATEMENT_TIMEOUT, HTTP 503), so no request, sweep or scrape holds a connection without bound. Migrations are exempt.',
+  ),
+  idle_in_transaction_timeout_ms: int(
+    100,
+    24 * 60 * MINUTE_MS,
+    60_000,
+    'PostgreSQL ends a session that stays idle inside an open transaction this long (a stalled process), releasing its locks.',
+  ),
 };
 
 const breaker = (errorThreshold: number, timeoutSeconds: number, halfOpenSeconds: number, what: string) =>
@@ -70,7 +84,7 @@ const breaker = (errorThreshold: number, timeoutSeconds: number, halfOpenSeconds
         1,
         86_400,
         timeoutSeconds,
-        'Seconds the breaker stays open before it lets trial calls through (half-open).',
+        'The longest the breaker stays open. While open it probes the dependency (`SELECT 1`) 1 s after opening, then with doubling waits of at most 4 s, and lets trial calls through (half-open) as soon as a probe answers, so recovery takes about as long as the outage; without an answer, trial calls start after this many seconds.',
       ),
       half_open_timeout_seconds: int(
         1,
@@ -120,13 +134,136 @@ const grpcSettings = (port: number) =>
     { description: 'gRPC server (health checks, reflection).' },
   );
 
-const webSettings = (port: number) =>
+/** Asymmetric JWS algorithms only: `none` and HS* (a public key used as an HMAC secret) can never verify. */
+export const JWT_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+] as const;
+const PERMISSION_GRANT = {
+  pattern: PERMISSION_SYNTAX,
+  expected: 'permissions `resource:action` or `resource:*` (`tasker auth show-permissions` lists them)',
+};
+
+const authSettings = (role: 'orchestration' | 'worker') =>
+  table(
+    {
+      enabled: bool(
+        false,
+        'Require credentials (a JWT or an API key) on the API routes; liveness and readiness probes stay public. The production environment turns it on; turning it off there logs a warning at every start. TASKER_AUTH_ENABLED overrides it.',
+      ),
+      jwt_public_key: text(
+        '',
+        'PEM public key (`-----BEGIN PUBLIC KEY-----`) that verifies bearer tokens. At most one of jwt_public_key, jwt_public_key_path and jwks_url.',
+        {
+          pattern: /^(|\s*-----BEGIN PUBLIC KEY-----[\s\S]+-----END PUBLIC KEY-----\s*)$/,
+          expected: 'empty, or a PEM public key (-----BEGIN PUBLIC KEY----- …)',
+        },
+      ),
+      jwt_public_key_path: text('', 'File holding the PEM public key; read at start.', {
+        pattern: /^.*$/,
+        expected: 'empty, or a file path',
+      }),
+      jwks_url: text(
+        '',
+        'JSON Web Key Set URL (your identity provider’s `jwks_uri`); tokens pick their key by `kid`.',
+        { pattern: /^(https?:\/\/.+)?$/, expected: 'empty, or an http(s):// URL' },
+      ),
+      jwks_refresh_interval_seconds: int(
+        10,
+        86_400,
+        3_600,
+        'The key set is fetched again when it is older than this (on the next request).',
+      ),
+      jwks_stale_grace_seconds: int(
+        0,
+        86_400,
+        300,
+        'When a refresh fails, the old key set keeps verifying for this long past its refresh time; then requests needing it get 503 TASKER_AUTH_UNAVAILABLE.',
+      ),
+      jwks_unknown_kid_cooldown_seconds: int(
+        1,
+        3_600,
+        30,
+        'A token whose `kid` is not in the key set triggers one refresh (a key rotated in), at most once per this many seconds, so random kids cannot flood the key server.',
+      ),
+      jwt_allowed_algorithms: list(
+        {
+          pattern: new RegExp(`^(${JWT_ALGORITHMS.join('|')})$`),
+          expected: `asymmetric JWS algorithms (${JWT_ALGORITHMS.join(', ')}); "none" and HS* are refused: with a public key they let anyone forge tokens`,
+        },
+        ['RS256'],
+        'Algorithms a token may be signed with (its `alg` header).',
+        { min: 1 },
+      ),
+      jwt_issuer: text('', 'Required `iss` claim; empty: not checked.', {
+        pattern: /^.{0,512}$/,
+        expected: 'a string (empty: not checked)',
+      }),
+      jwt_audience: text('', 'Required `aud` claim (one of the token’s audiences); empty: not checked.', {
+        pattern: /^.{0,512}$/,
+        expected: 'a string (empty: not checked)',
+      }),
+      jwt_clock_skew_seconds: int(0, 600, 30, 'Tolerance on `exp` and `nbf` for clocks that disagree.'),
+      permissions_claim: text('permissions', 'Claim holding the token’s permissions (an array of strings).', {
+        pattern: /^[A-Za-z_][A-Za-z0-9_.:/-]{0,127}$/,
+        expected: 'a claim name',
+      }),
+      api_keys: tableList(
+        {
+          key: text('', 'The key itself (at least 16 characters).', {
+            pattern: /^(.{16,})?$/,
+            expected: 'empty, or a key of at least 16 characters',
+            secret: true,
+          }),
+          key_env: text('', 'Name of an environment variable holding the key.', {
+            pattern: /^([A-Za-z_][A-Za-z0-9_]*)?$/,
+            expected: 'empty, or an environment variable name',
+          }),
+          key_file: text('', 'File holding the key (a Docker or Kubernetes secret); read at start.', {
+            pattern: /^.*$/,
+            expected: 'empty, or a file path',
+          }),
+          permissions: list(PERMISSION_GRANT, [], 'What the key may do.'),
+          description: text('', 'Who holds the key, for operators (never logged with the key).', {
+            pattern: /^.{0,200}$/,
+            expected: 'a string of at most 200 characters',
+          }),
+        },
+        `Keys accepted in the X-API-Key header, as [[${role}.web.auth.api_keys]] tables, each with exactly one of key, key_env or key_file, plus permissions and description. Keys are held as SHA-256 digests and compared in constant time.`,
+        'an array of tables {key | key_env | key_file, permissions, description}',
+        'One API key.',
+      ),
+      strict_validation: bool(
+        true,
+        'Unknown permission strings are errors: in api_keys at start (naming the key), in a token 401. False: they grant nothing.',
+      ),
+      protect_operational_endpoints: bool(
+        false,
+        '/health/detailed, /metrics and the OpenAPI document and UI require a valid credential (any permission, an API key with none will do). False: public like the probes, so Prometheus scrapes without a secret; they carry no secrets or task data.',
+      ),
+    },
+    {
+      description: `Authentication and permissions of the ${role} HTTP API (docs/security.md). /health, /health/live and /health/ready are always public, and so is gRPC (it serves only health).`,
+    },
+  );
+
+const webSettings = <Extra extends object>(port: number, role: 'orchestration' | 'worker', extra: Extra) =>
   table(
     {
       enabled: bool(true, 'Serve the REST API and health endpoints.'),
       bind_address: text(`0.0.0.0:${port}`, 'Address and port of the HTTP server.', BIND_ADDRESS),
       request_timeout_ms: int(100, 10 * MINUTE_MS, 30_000, 'Longest time a request may take.'),
       body_limit_bytes: int(1_024, 100 * 1_048_576, 1_048_576, 'Largest request body accepted (413 beyond).'),
+      ...extra,
+      auth: authSettings(role),
     },
     { description: 'HTTP server.' },
   );
@@ -213,6 +350,30 @@ export const configSchema = table(
       { description: 'The PostgreSQL database and its connection pool.' },
     ),
 
+    limits: table(
+      {
+        max_steps_per_task: int(
+          1,
+          100_000,
+          DEFAULT_TASK_LIMITS.maxStepsPerTask,
+          'Most steps a template (and so a task) may have: workers refuse a larger template when they load it, task creation refuses it (TASKER_LIMIT_EXCEEDED).',
+        ),
+        max_context_bytes: int(
+          2,
+          256 * 1_048_576,
+          DEFAULT_TASK_LIMITS.maxContextBytes,
+          "Most bytes of a task's context as JSON, however it is created (REST, library, task-request queue); larger is refused with TASKER_LIMIT_EXCEEDED.",
+        ),
+        max_result_bytes: int(
+          4,
+          256 * 1_048_576,
+          DEFAULT_TASK_LIMITS.maxResultBytes,
+          "Most bytes of one step's result as JSON: a handler returning more fails its step for good (not retried), with a message naming the size.",
+        ),
+      },
+      { description: 'How much work one request may cause: steps per task, context and result sizes.' },
+    ),
+
     messaging: table(
       {
         backend: oneOf(
@@ -275,7 +436,12 @@ export const configSchema = table(
           3_600,
           'An unfinished task older than this is moved to error with a DLQ entry by the staleness detector (template lifecycle.max_duration_minutes overrides).',
         ),
-        shutdown_timeout_ms: int(0, 10 * MINUTE_MS, 30_000, 'Grace period for in-flight work on SIGTERM.'),
+        shutdown_timeout_ms: int(
+          0,
+          10 * MINUTE_MS,
+          30_000,
+          'How long a stop (SIGTERM) may take: in-flight requests and drains finish within it; then the database statements still running are cancelled and the stop ends within 2 s more (the process exits 10 s after the deadline at the latest).',
+        ),
         hybrid: hybridSettings('queue notifications', 'Hybrid mode: listeners first, polling as fallback.'),
         event_driven: table(
           {
@@ -440,7 +606,15 @@ export const configSchema = table(
               'Health evaluation of the orchestration /health endpoint: hysteresis, so one slow check does not flip a probe. /health/ready, /health/live and gRPC readiness answer their live checks.',
           },
         ),
-        web: webSettings(8080),
+        web: webSettings(8080, 'orchestration', {
+          // Only orchestration serves long polls.
+          max_waiting_requests: int(
+            1,
+            100_000,
+            500,
+            'Most `?wait=` requests (long polls) waiting at once; beyond it they are answered 503 with Retry-After at once. Waiters cost memory, not queries: one LISTEN and one batched check per second serve them all.',
+          ),
+        }),
         grpc: grpcSettings(9190),
       },
       { description: 'The orchestration service.' },
@@ -507,7 +681,7 @@ export const configSchema = table(
           },
           { description: 'PollingOnly mode for the worker.' },
         ),
-        web: webSettings(8081),
+        web: webSettings(8081, 'worker', {}),
         grpc: grpcSettings(9191),
       },
       { description: 'The worker service.' },

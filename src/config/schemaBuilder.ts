@@ -105,6 +105,21 @@ export function list(
   }).default(defaultValue);
 }
 
+/**
+ * An array of TOML tables (`[[a.b]]`): each entry a strict table whose keys carry their own docs; the array
+ * is one documented key (the reference lists it with its entries' keys in `expected`).
+ */
+export function tableList<Shape extends z.ZodRawShape>(
+  shape: Shape,
+  description: string,
+  expected: string,
+  entryDescription: string,
+) {
+  const entry = z.strictObject(shape);
+  tableDocs.set(entry, { description: entryDescription });
+  return leaf(z.array(entry), { description, expected }).default([] as never);
+}
+
 /** A TOML table: unknown keys inside it are errors (a typo must never be silently ignored). */
 export function table<Shape extends z.ZodRawShape>(shape: Shape, doc: TableDoc) {
   const schema = z.strictObject(shape);

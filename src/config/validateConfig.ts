@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { redactUrl } from '../domain/secretRedaction.ts';
 import type { ConfigProblem } from '../domain/errors.ts';
+import { grantProblem } from '../domain/auth/permissions.ts';
 import { configSchema } from './schema.ts';
 import type { TaskerConfig } from './schema.ts';
 import { isTable, keyDocs, objectKeys, schemaAt, unwrap } from './schemaBuilder.ts';
@@ -115,6 +116,10 @@ function expectedAt(path: readonly PathKey[]): string | undefined {
 /** A secret's found value is shown without its password, redacted before any shortening. */
 function describeFoundAt(path: readonly PathKey[], value: unknown): string {
   const node = schemaAt(configSchema, path);
+  // An array of tables with a secret in its entries (api_keys): never echoed whole.
+  const entryKey = node === undefined ? undefined : schemaAt(node, [0, 'key']);
+  if (Array.isArray(value) && entryKey !== undefined && keyDocs.get(unwrap(entryKey))?.secret === true)
+    return `an array of ${value.length} tables`;
   if (node !== undefined && keyDocs.get(unwrap(node))?.secret === true && typeof value === 'string') {
     const redacted = redactUrl(value);
     return redacted === value && !/^[a-z][a-z0-9+.-]*:/i.test(value)
@@ -252,7 +257,53 @@ function crossFieldProblems(config: Record<string, unknown>, provenance: Provena
       }
     }
   }
+  for (const role of ['orchestration', 'worker'] as const) authProblems(config, role, report);
   return problems;
+}
+
+/** `[<role>.web.auth]`: contradictions and unusable grants, whether or not auth is enabled now. */
+function authProblems(
+  config: Record<string, unknown>,
+  role: 'orchestration' | 'worker',
+  report: (paths: PathKey[][], message: string) => void,
+): void {
+  const base: PathKey[] = [role, 'web', 'auth'];
+  const text = (path: PathKey[]): string => {
+    const value = valueAt(config, path);
+    return typeof value === 'string' ? value : '';
+  };
+  const keySources = ['jwt_public_key', 'jwt_public_key_path', 'jwks_url'].filter(
+    (key) => text([...base, key]) !== '',
+  );
+  if (keySources.length > 1) {
+    report(
+      keySources.map((key) => [...base, key]),
+      `${keySources.join(' and ')} are all set: tokens are verified by one key source, keep only one`,
+    );
+  }
+  const strict = valueAt(config, [...base, 'strict_validation']) !== false;
+  const entries = valueAt(config, [...base, 'api_keys']);
+  if (!Array.isArray(entries)) return;
+  entries.forEach((entry: unknown, index) => {
+    const path = [...base, 'api_keys', index];
+    const sources = ['key', 'key_env', 'key_file'].filter((key) => text([...path, key]) !== '');
+    if (sources.length !== 1) {
+      report(
+        [path],
+        sources.length === 0
+          ? 'an API key needs one of key, key_env (an environment variable) or key_file (a secret file)'
+          : `${sources.join(' and ')} are all set: give the key one way only`,
+      );
+    }
+    const grants = (entry as { permissions?: unknown }).permissions;
+    if (!Array.isArray(grants)) return;
+    grants.forEach((grant: unknown, j) => {
+      if (typeof grant !== 'string') return;
+      const problem = grantProblem(grant);
+      if (problem !== undefined && (grant === '*' || strict))
+        report([[...path, 'permissions', j]], `${problem}${grant === '*' ? '' : ' (strict_validation)'}`);
+    });
+  });
 }
 
 const DEFAULTS: Record<string, unknown> = configSchema.parse({});

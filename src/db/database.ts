@@ -71,6 +71,12 @@ export interface Database extends Queryable {
     options?: ListenConnectionOptions,
   ): Promise<ListenConnection>;
   poolStats(): PoolStats;
+  /**
+   * Asks the server to cancel every statement this pool is running now (a shutdown deadline passed): each fails
+   * with SQLSTATE 57014 and its connection comes back. Answers how many were asked; 0 where there is nothing
+   * to cancel (the embedded database runs one statement at a time in-process).
+   */
+  cancelRunning(): Promise<number>;
   /** Safe to call twice. */
   close(): Promise<void>;
 }

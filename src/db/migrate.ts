@@ -230,6 +230,9 @@ export async function migrate(
   source: SchemaSource = loadSchemaSource(),
 ): Promise<MigrationReport> {
   return db.transaction(async (tx) => {
+    // A migration may rewrite big tables, build indexes or wait for another migrator's lock: the pool's
+    // statement_timeout is for service work.
+    if (db.kind === 'postgres') await tx.query('SET LOCAL statement_timeout = 0');
     await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
     // Refuse a newer or foreign schema before creating anything.
     const before = await readStatus(db, tx, source);

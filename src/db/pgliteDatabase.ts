@@ -110,6 +110,10 @@ export class PgliteDatabase implements Database {
     return { max: 1, total: 1, idle: 1, waiting: 0 };
   }
 
+  cancelRunning(): Promise<number> {
+    return Promise.resolve(0);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -12,7 +12,7 @@ import type {
 } from './database.ts';
 import { redactUrl } from '../domain/secretRedaction.ts';
 import { DatabaseError } from '../domain/errors.ts';
-import { isConnectionError, isPoolTimeout } from './sqlState.ts';
+import { isConnectionError, isPoolTimeout, SqlState, sqlStateOf } from './sqlState.ts';
 import type { Logger } from '../observability/logger.ts';
 import { silentLogger } from '../observability/logger.ts';
 
@@ -28,6 +28,13 @@ export interface PostgresPoolOptions {
   idleTimeoutSeconds?: number;
   /** @defaultValue 1800 */
   maxLifetimeSeconds?: number;
+  /**
+   * PostgreSQL cancels a statement of the pool that runs longer (SQLSTATE 57014, raised here as
+   * TASKER_STATEMENT_TIMEOUT). @defaultValue none
+   */
+  statementTimeoutMs?: number;
+  /** PostgreSQL ends a session idle inside a transaction this long. @defaultValue none */
+  idleInTransactionTimeoutMs?: number;
   /**
    * The LISTEN connection's URL, when the pool's goes through a transaction pooler that loses LISTEN.
    * @defaultValue the pool's URL
@@ -63,6 +70,8 @@ export class PostgresDatabase implements Database {
   private readonly logger: Logger;
   private closed = false;
   private readonly listenClients = new Set<pg.Client>();
+  /** Connections checked out now, for cancelRunning. */
+  private readonly busy = new Set<pg.PoolClient>();
 
   constructor(url: string, options: PostgresPoolOptions = {}) {
     this.url = url;
@@ -77,6 +86,12 @@ export class PostgresDatabase implements Database {
       connectionTimeoutMillis: options.connectionTimeoutMs ?? 5000,
       idleTimeoutMillis: (options.idleTimeoutSeconds ?? 300) * 1000,
       maxLifetimeSeconds: options.maxLifetimeSeconds ?? 1800,
+      // Session settings sent at connect: a bound on every statement, enforced by the server itself (it keeps
+      // running on the server after a client gives up; this cancels it there).
+      ...(options.statementTimeoutMs !== undefined && { statement_timeout: options.statementTimeoutMs }),
+      ...(options.idleInTransactionTimeoutMs !== undefined && {
+        idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs,
+      }),
       application_name: this.applicationName,
       keepAlive: true,
     });
@@ -105,7 +120,7 @@ export class PostgresDatabase implements Database {
       return await fn(client);
     } catch (error) {
       if (isConnectionError(error)) releaseError = error as Error;
-      throw this.wrapConnectError(error);
+      throw this.statementTimedOut(error) ?? this.wrapConnectError(error);
     } finally {
       release(releaseError ?? lost());
     }
@@ -130,10 +145,12 @@ export class PostgresDatabase implements Database {
       lostError = error;
     };
     client.on('error', onError);
+    this.busy.add(client);
     return {
       client,
       lost: () => lostError,
       release: (error) => {
+        this.busy.delete(client);
         client.off('error', onError);
         client.release(error);
       },
@@ -200,7 +217,7 @@ export class PostgresDatabase implements Database {
     } catch (error) {
       lost = true;
       await client.end().catch(() => undefined);
-      throw this.wrapConnectError(error);
+      throw this.wrapConnectError(error, this.listenUrl === this.url ? undefined : 'listen');
     }
     this.listenClients.add(client);
     const pidResult = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
@@ -241,6 +258,28 @@ export class PostgresDatabase implements Database {
     await this.pool.end();
   }
 
+  async cancelRunning(): Promise<number> {
+    const pids = [...this.busy]
+      .map((client) => (client as pg.PoolClient & { processID?: number }).processID)
+      .filter((pid): pid is number => typeof pid === 'number');
+    if (pids.length === 0) return 0;
+    // On a connection of its own: every pool connection may be the one that is stuck.
+    const canceller = new pg.Client({
+      connectionString: this.url,
+      application_name: `${this.applicationName}-cancel`,
+      connectionTimeoutMillis: 2_000,
+      statement_timeout: 2_000,
+    });
+    canceller.on('error', () => undefined);
+    try {
+      await canceller.connect();
+      await canceller.query('SELECT pg_cancel_backend(pid) FROM unnest($1::int[]) AS t(pid)', [pids]);
+    } finally {
+      await canceller.end().catch(() => undefined);
+    }
+    return pids.length;
+  }
+
   /** Connection failures carry the redacted target so the operator sees which database was meant. */
   /**
    * pg's pool gives up waiting for a free connection with a plain Error. When every connection is checked out
@@ -259,13 +298,36 @@ export class PostgresDatabase implements Database {
     );
   }
 
-  private wrapConnectError(error: unknown): unknown {
+  /**
+   * The server cancelled a statement (SQLSTATE 57014): with a statement timeout set, almost always because it
+   * ran past it (else an administrator's pg_cancel_backend). Name the bound and the key that sets it.
+   */
+  private statementTimedOut(error: unknown): DatabaseError | undefined {
+    if (sqlStateOf(error) !== SqlState.queryCanceled) return undefined;
+    const limitMs = this.pool.options.statement_timeout;
+    if (typeof limitMs !== 'number') return undefined;
+    return new DatabaseError(
+      'TASKER_STATEMENT_TIMEOUT',
+      `PostgreSQL cancelled a statement on ${this.displayName}: it ran longer than [database] statement_timeout_ms ` +
+        `(${limitMs} ms), or an administrator cancelled it. Retry; if it recurs, look for an unanalysed table ` +
+        '(docs/operations.md), or raise statement_timeout_ms',
+      { details: { database: this.displayName, statement_timeout_ms: limitMs }, cause: error },
+    );
+  }
+
+  /** @param which `listen` when the connection was to `[database] listen_url` rather than the main URL */
+  private wrapConnectError(error: unknown, which?: 'listen'): unknown {
     if (!isConnectionError(error)) return error;
     const reason = error instanceof Error ? error.message : String(error);
+    const target = which === 'listen' ? redactUrl(this.listenUrl) : this.displayName;
+    const fix =
+      which === 'listen'
+        ? 'Check that PostgreSQL is reachable there and [database] listen_url is right; it is the URL for the LISTEN connection only.'
+        : 'Check that PostgreSQL is running and DATABASE_URL is right.';
     return new DatabaseError(
       'TASKER_DATABASE_UNAVAILABLE',
-      `cannot reach the database at ${this.displayName}: ${reason}. Check that PostgreSQL is running and DATABASE_URL is right.`,
-      { details: { database: this.displayName }, cause: error },
+      `cannot reach the database ${which === 'listen' ? 'for LISTEN ' : ''}at ${target}: ${reason}. ${fix}`,
+      { details: { database: target, ...(which === 'listen' && { connection: 'listen' }) }, cause: error },
     );
   }
 }

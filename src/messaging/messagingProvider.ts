@@ -87,5 +87,10 @@ export interface MessagingProvider {
   queueDepth(queue: string): Promise<QueueDepth>;
   subscribe(queues: readonly string[], onSignal: (signal: QueueSignal) => void): Promise<Subscription>;
   health(): Promise<MessagingHealth>;
+  /**
+   * Resolves when the backend answers a trivial request, rejects otherwise: what an open circuit breaker
+   * tries (with backoff) to learn that the queues are back, without waiting out its whole timeout.
+   */
+  probe(): Promise<void>;
   close(): Promise<void>;
 }

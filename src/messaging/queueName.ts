@@ -35,7 +35,11 @@ export function queueNamespace(queue: string): string {
   return 'default';
 }
 
-const MESSAGE_READY_CHANNEL = 'pgmq_message_ready';
+/**
+ * The channel without a namespace: every signal is sent on it as well, and the seed's troubleshooting guide checks
+ * LISTEN/NOTIFY with `NOTIFY pgmq_message_ready, 'test'` on it, which orchestrators answer by reading their queues.
+ */
+export const MESSAGE_READY_CHANNEL = 'pgmq_message_ready';
 
 export function messageReadyChannel(namespace: string): string {
   return `${MESSAGE_READY_CHANNEL}.${namespace}`;

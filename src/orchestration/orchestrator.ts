@@ -1,3 +1,4 @@
+import type { TaskLimits } from '../domain/limits.ts';
 import { hostname } from 'node:os';
 import type { Database } from '../db/database.ts';
 import { processFinalizationRequests, processStepResults } from '../db/queries/orchestrationQueues.ts';
@@ -28,6 +29,8 @@ export interface OrchestratorOptions {
   db: Database;
   provider: MessagingProvider;
   logger?: Logger;
+  /** `[limits]` task creation enforces. @defaultValue DEFAULT_TASK_LIMITS */
+  limits?: TaskLimits;
   /** Messages read per queue read when woken by a notification. @defaultValue 50 */
   batchSize?: number;
   /** Seconds a read message stays hidden while it is processed. @defaultValue 30 */
@@ -164,6 +167,14 @@ export class Orchestrator {
     );
   }
 
+  /**
+   * Drains every queue now instead of at the next poll or error backoff: the database or the queues are back
+   * after an outage (a circuit breaker lets calls through again), and work queued meanwhile should not wait.
+   */
+  wake(): void {
+    for (const stage of this.stages) stage.consumer.wake();
+  }
+
   /** Finishes the drains in progress, then stops. Safe to call twice. */
   async stop(): Promise<void> {
     if (this.sampler !== null) clearInterval(this.sampler);
@@ -229,6 +240,7 @@ export class Orchestrator {
       try {
         await createTask(this.options.db, body, {
           ...(this.options.templates !== undefined && { templates: this.options.templates }),
+          ...(this.options.limits !== undefined && { limits: this.options.limits }),
           processorUuid: this.processorUuid,
           requestMsgId: message.id,
           ...(this.options.metrics !== undefined && { metrics: this.options.metrics }),

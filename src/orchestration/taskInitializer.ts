@@ -1,3 +1,5 @@
+import { assertContextSize, DEFAULT_TASK_LIMITS, stepCountProblem } from '../domain/limits.ts';
+import type { TaskLimits } from '../domain/limits.ts';
 import { v4 as uuidv4 } from 'uuid';
 import { z } from 'zod';
 import type { Queryable } from '../db/database.ts';
@@ -14,23 +16,66 @@ import { uuidv7 } from '../domain/identity/uuidV7.ts';
 import { compileInputSchema } from '../domain/template/inputValidator.ts';
 import type { TaskTemplate } from '../domain/template/taskTemplate.ts';
 
-/** A request to run a template (reference §1 TaskRequest). Unknown fields are rejected. */
-export const taskRequestSchema = z.strictObject({
-  name: z.string().min(1).max(64),
-  namespace: z.string().min(1).max(64).default('default'),
-  version: z.string().min(1).max(32).default('0.1.0'),
-  context: z.record(z.string(), z.unknown()).default({}),
-  initiator: z.string().max(128).nullish(),
-  source_system: z.string().max(128).nullish(),
-  reason: z.string().max(128).nullish(),
-  tags: z.array(z.string().max(128)).max(50).default([]),
-  priority: z.number().int().min(-100).max(100).default(0),
-  correlation_id: z.uuid().nullish(),
-  parent_correlation_id: z.uuid().nullish(),
-  idempotency_key: z.string().min(1).max(255).nullish(),
-  requested_at: z.iso.datetime({ offset: true }).nullish(),
-  options: z.record(z.string(), z.unknown()).nullish(),
-});
+const TIMESTAMP_PARTS = /^(\d{4})-.*?(?:Z|[+-](\d{2}):?(\d{2}))$/i;
+
+/**
+ * What PostgreSQL's timestamptz stores as sent: years 1..9999 and an offset within ±15:59; zod's format alone
+ * lets year 0 and +20:00 through, and the insert would then fail.
+ */
+function storableTimestamp(value: string): boolean {
+  const parts = TIMESTAMP_PARTS.exec(value);
+  if (parts === null) return false;
+  return Number(parts[1]) >= 1 && Number(parts[2] ?? 0) <= 15;
+}
+
+const TIMESTAMP_MESSAGE =
+  'must be an ISO-8601 date-time with offset between years 1 and 9999, such as 2026-03-01T12:00:00Z';
+
+function describeBody(input: unknown): string {
+  if (input === undefined) return 'no body';
+  if (Array.isArray(input)) return 'an array';
+  if (input === null) return 'null';
+  return `a ${typeof input}`;
+}
+
+/**
+ * A request to run a template (reference §1 TaskRequest). Unknown fields are rejected. The one validator of a
+ * request, whether it comes over HTTP, from a queue message or from a library call; the OpenAPI document of
+ * POST /v1/tasks is generated from it.
+ */
+export const taskRequestSchema = z.strictObject(
+  {
+    name: z.string().min(1).max(64),
+    namespace: z.string().min(1).max(64).default('default'),
+    version: z.string().min(1).max(32).default('0.1.0'),
+    context: z.record(z.string(), z.unknown()).default({}),
+    initiator: z.string().max(128).nullish(),
+    source_system: z.string().max(128).nullish(),
+    reason: z.string().max(128).nullish(),
+    tags: z.array(z.string().max(128)).max(50).default([]),
+    priority: z.number().int().min(-100).max(100).default(0),
+    correlation_id: z.uuid().nullish(),
+    parent_correlation_id: z.uuid().nullish(),
+    idempotency_key: z.string().min(1).max(255).nullish(),
+    requested_at: z.iso
+      .datetime({ offset: true, error: (issue) => `${TIMESTAMP_MESSAGE} (got ${quoted(issue.input)})` })
+      .refine(storableTimestamp, { error: (issue) => `${TIMESTAMP_MESSAGE} (got ${quoted(issue.input)})` })
+      .nullish(),
+    options: z.record(z.string(), z.unknown()).nullish(),
+  },
+  {
+    error: (issue) =>
+      issue.code === 'invalid_type'
+        ? `the request body must be a JSON object such as {"namespace": "payments", "name": "process_refund", "version": "1.0.0", "context": {...}} (got ${describeBody(issue.input)})`
+        : undefined,
+  },
+);
+
+/** Echoes a bad value in a message without letting a huge one flood it. */
+function quoted(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 66 ? `${text.slice(0, 64)}…` : text;
+}
 
 interface FieldProblem {
   field: string;
@@ -48,7 +93,7 @@ function parseTaskRequest(body: unknown): z.output<typeof taskRequestSchema> {
   );
   throw new ValidationError(
     'TASKER_INVALID_TASK_REQUEST',
-    `invalid task request: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
+    `invalid task request: ${problems.map((p) => (p.field === '(body)' ? p.message : `${p.field}: ${p.message}`)).join('; ')}`,
     { details: { fields: problems } },
   );
 }
@@ -98,6 +143,8 @@ export interface CreateTaskOptions {
   traceparent?: unknown;
   /** Recorded on the root span. @defaultValue 'library' */
   source?: TaskSource;
+  /** `[limits]`: steps per task and context size. @defaultValue DEFAULT_TASK_LIMITS */
+  limits?: TaskLimits;
 }
 
 /**
@@ -133,6 +180,8 @@ export async function initializeTask(
   options: CreateTaskOptions = {},
 ): Promise<InitializedTask> {
   const request = parseTaskRequest(body);
+  const limits = options.limits ?? DEFAULT_TASK_LIMITS;
+  assertContextSize(request.context, limits);
   const registered = await (options.templates ?? sharedTemplateCache).find(
     db,
     request.namespace,
@@ -151,6 +200,16 @@ export async function initializeTask(
     );
   }
   const { template, namedTaskUuid } = registered;
+  // Workers refuse such templates when they load them; a worker configured with a higher limit may have
+  // registered this one.
+  const tooManySteps = stepCountProblem(template.steps.length, limits);
+  if (tooManySteps !== undefined) {
+    throw new ValidationError(
+      'TASKER_LIMIT_EXCEEDED',
+      `template ${template.namespace}/${template.name} version ${template.version} cannot become a task: ${tooManySteps}`,
+      { details: { limit: 'max_steps_per_task', steps: template.steps.length, max: limits.maxStepsPerTask } },
+    );
+  }
   if (template.inputSchema !== null) {
     const verdict = compileInputSchema(template.inputSchema)(request.context);
     if (!verdict.ok) {

@@ -3,6 +3,7 @@
  * injectable clock so tests drive time.
  *
  *   closed ── error_threshold consecutive failures ──▶ open ── timeout_seconds ──▶ half_open
+ *   open ── a probe of the dependency succeeds (BreakerProber) ──▶ half_open
  *   half_open ── a trial call succeeds ──▶ closed
  *   half_open ── a trial call fails, or half_open_timeout_seconds pass without a success ──▶ open
  *
@@ -33,6 +34,7 @@ export type CallOutcome = 'failure' | 'success' | 'neutral';
 export type TransitionReason =
   | 'error_threshold_reached'
   | 'open_timeout_elapsed'
+  | 'probe_succeeded'
   | 'trial_succeeded'
   | 'trial_failed'
   | 'trial_window_ended';
@@ -83,8 +85,10 @@ export interface CircuitBreakerSnapshot {
   halfOpenTimeoutSeconds: number;
   /** When the breaker last opened; null unless open. */
   openedAt: Date | null;
-  /** While open: when trial calls will be let through. */
+  /** While open: when trial calls will be let through at the latest (a successful probe lets them in sooner). */
   halfOpenAt: Date | null;
+  /** While open with a prober: when the dependency is probed next. */
+  nextProbeAt: Date | null;
   /** While half-open: when the trial window ends (and the breaker opens again without a success). */
   trialEndsAt: Date | null;
   /** While open: whole seconds (at least 1) until half-open; otherwise null. */
@@ -176,6 +180,8 @@ export class CircuitBreaker {
   #openedAt = 0;
   #openUntil = 0;
   #halfOpenUntil = 0;
+  /** While open: when the prober tries the dependency next (null: no prober, or none scheduled). */
+  #nextProbeAt: number | null = null;
   #rejected = 0;
   readonly #transitions: Record<CircuitState, number> = { closed: 0, open: 0, half_open: 0 };
   readonly #recent: Pick<CircuitTransition, 'from' | 'to' | 'at' | 'reason'>[] = [];
@@ -217,11 +223,30 @@ export class CircuitBreaker {
     return result;
   }
 
-  /** While open: whole seconds (at least 1) until trial calls are let through; otherwise null. */
+  /**
+   * While open: whole seconds (at least 1) until trial calls may be let through, which is the next probe when
+   * one is scheduled; otherwise null.
+   */
   retryAfterSeconds(): number | null {
     const now = this.#now();
     this.#advance(now);
-    return this.#state === 'open' ? this.#secondsUntil(this.#openUntil, now) : null;
+    return this.#state === 'open' ? this.#secondsUntil(this.#reopensAt(), now) : null;
+  }
+
+  /** Records when the prober tries the dependency next, so Retry-After tells callers the truth. */
+  scheduleProbe(at: number | null): void {
+    this.#advance(this.#now());
+    this.#nextProbeAt = this.#state === 'open' ? at : null;
+  }
+
+  /**
+   * The dependency answered a probe while the breaker was open: let trial calls through now instead of at the
+   * end of `timeout_seconds`. A no-op in any other state.
+   */
+  probeSucceeded(): void {
+    const now = this.#now();
+    this.#advance(now);
+    if (this.#state === 'open') this.#enter('half_open', now, 'probe_succeeded');
   }
 
   snapshot(): CircuitBreakerSnapshot {
@@ -239,8 +264,9 @@ export class CircuitBreaker {
       halfOpenTimeoutSeconds: this.halfOpenTimeoutSeconds,
       openedAt: open ? new Date(this.#openedAt) : null,
       halfOpenAt: open ? new Date(this.#openUntil) : null,
+      nextProbeAt: open && this.#nextProbeAt !== null ? new Date(this.#nextProbeAt) : null,
       trialEndsAt: halfOpen ? new Date(this.#halfOpenUntil) : null,
-      retryAfterSeconds: open ? this.#secondsUntil(this.#openUntil, now) : null,
+      retryAfterSeconds: open ? this.#secondsUntil(this.#reopensAt(), now) : null,
       rejectedCalls: this.#rejected,
       transitions: { ...this.#transitions },
       recentTransitions: this.#recent.map((t) => ({ ...t })),
@@ -255,11 +281,11 @@ export class CircuitBreaker {
     this.#advance(now);
     if (this.#state !== 'open') return { epoch: this.#epoch, number: ++this.#admitted };
     this.#rejected += 1;
-    const seconds = this.#secondsUntil(this.#openUntil, now);
+    const seconds = this.#secondsUntil(this.#reopensAt(), now);
     throw new CircuitError(
       `${this.name} is unavailable: its circuit breaker opened after ${this.#consecutiveFailures} consecutive ` +
-        `connection failures (last: ${this.#lastError ?? 'unknown'}); calls fail at once for ${seconds} s more, ` +
-        'then trial calls test whether it is back',
+        `connection failures (last: ${this.#lastError ?? 'unknown'}); calls fail at once until a probe finds it ` +
+        `back (next in ${seconds} s), then trial calls test it`,
       {
         breaker: this.name,
         retryAfterSeconds: seconds,
@@ -305,9 +331,15 @@ export class CircuitBreaker {
     }
   }
 
+  /** While open: the earliest instant trial calls may be let through. */
+  #reopensAt(): number {
+    return this.#nextProbeAt === null ? this.#openUntil : Math.min(this.#openUntil, this.#nextProbeAt);
+  }
+
   #enter(to: CircuitState, at: number, reason: TransitionReason): void {
     const from = this.#state;
     this.#state = to;
+    this.#nextProbeAt = null;
     this.#epoch += 1;
     this.#transitions[to] += 1;
     if (to === 'open') {
@@ -326,7 +358,7 @@ export class CircuitBreaker {
       reason,
       consecutiveFailures: this.#consecutiveFailures,
       lastError: this.#lastError,
-      retryAfterSeconds: to === 'open' ? this.#secondsUntil(this.#openUntil, at) : null,
+      retryAfterSeconds: to === 'open' ? this.#secondsUntil(this.#reopensAt(), at) : null,
     });
   }
 

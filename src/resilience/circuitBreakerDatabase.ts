@@ -65,6 +65,11 @@ export class CircuitBreakerDatabase implements Database {
     return this.#inner.poolStats();
   }
 
+  /** Not guarded: it is how a shutdown gets its connections back, whatever the breaker says. */
+  cancelRunning(): Promise<number> {
+    return this.#inner.cancelRunning();
+  }
+
   close(): Promise<void> {
     return this.#inner.close();
   }

@@ -74,6 +74,11 @@ export class CircuitBreakerMessagingProvider implements MessagingProvider {
     return this.#inner.subscribe(queues, onSignal);
   }
 
+  /** Not guarded: the breaker's own prober calls it while the breaker is open. */
+  probe(): Promise<void> {
+    return this.#inner.probe();
+  }
+
   health(): Promise<MessagingHealth> {
     return this.#inner.health();
   }

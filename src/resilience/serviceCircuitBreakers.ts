@@ -2,6 +2,7 @@ import type { TaskerConfig } from '../config/schema.ts';
 import type { Database } from '../db/database.ts';
 import type { MessagingProvider } from '../messaging/messagingProvider.ts';
 import type { Logger } from '../observability/logger.ts';
+import { BreakerProber } from './breakerProber.ts';
 import { CircuitBreaker } from './circuitBreaker.ts';
 import type { CircuitBreakerSettings, CircuitBreakerSnapshot, CircuitTransition } from './circuitBreaker.ts';
 import { CircuitBreakerDatabase } from './circuitBreakerDatabase.ts';
@@ -11,12 +12,22 @@ import { CircuitBreakerMessagingProvider } from './circuitBreakerMessagingProvid
 export interface ServiceCircuitBreakers {
   readonly database: CircuitBreaker;
   readonly messageQueue: CircuitBreaker;
-  /** The database as the service's work and API see it: through the `database` breaker. */
+  /**
+   * The database as the service's work and API see it: through the `database` breaker, which, while open,
+   * probes `db` with `SELECT 1` to close again as soon as it answers.
+   */
   guardDatabase(db: Database): Database;
-  /** The queues as the service's work sees them: through the `message_queue` breaker. */
+  /** The queues as the service's work sees them: through the `message_queue` breaker, probing likewise. */
   guardMessaging(provider: MessagingProvider): CircuitBreakerMessagingProvider;
   /** database first, then message_queue. */
   snapshots(): CircuitBreakerSnapshot[];
+  /**
+   * Calls `listener` whenever a breaker leaves open (a probe found the dependency back, or its timeout passed):
+   * the moment to retry work that failed during the outage instead of waiting for its backoff.
+   */
+  onRecovered(listener: (breaker: string) => void): void;
+  /** Stops probing (at shutdown). */
+  stop(): void;
 }
 
 type BreakerConfig = TaskerConfig['circuit_breakers']['database'];
@@ -43,8 +54,8 @@ function logTransition(logger: Logger, transition: CircuitTransition): void {
   };
   if (transition.to === 'open') {
     logger.warn(
-      { ...fields, retry_after_seconds: transition.retryAfterSeconds },
-      'circuit breaker opened: calls fail fast until the trial period',
+      { ...fields, max_open_seconds: transition.retryAfterSeconds },
+      'circuit breaker opened: calls fail fast until a probe finds the dependency back',
     );
   } else if (transition.to === 'half_open') {
     logger.info(fields, 'circuit breaker half-open: letting trial calls through');
@@ -61,23 +72,54 @@ function logTransition(logger: Logger, transition: CircuitTransition): void {
 export function createServiceCircuitBreakers(
   config: TaskerConfig['circuit_breakers'],
   logger: Logger,
-  options: { now?: () => number } = {},
+  options: { now?: () => number; probeInitialDelayMs?: number } = {},
 ): ServiceCircuitBreakers {
+  const probers = new Map<string, BreakerProber>();
+  const recovered: ((breaker: string) => void)[] = [];
   const make = (name: string, settings: BreakerConfig): CircuitBreaker =>
     new CircuitBreaker({
       name,
       ...circuitBreakerSettings(settings),
       ...(options.now !== undefined && { now: options.now }),
-      onTransition: (transition) => logTransition(logger, transition),
+      onTransition: (transition) => {
+        probers.get(name)?.onTransition(transition);
+        logTransition(logger, transition);
+        // After the transition is complete (this runs inside it): the woken work goes through the breaker.
+        if (transition.from === 'open') queueMicrotask(() => recovered.forEach((listener) => listener(name)));
+      },
     });
   const database = make('database', config.database);
   const messageQueue = make('message_queue', config.message_queue);
+  const probeWith = (breaker: CircuitBreaker, probe: () => Promise<void>): void => {
+    probers.set(
+      breaker.name,
+      new BreakerProber(breaker, {
+        probe,
+        logger,
+        ...(options.probeInitialDelayMs !== undefined && { initialDelayMs: options.probeInitialDelayMs }),
+      }),
+    );
+  };
   return {
     database,
     messageQueue,
-    guardDatabase: (db) => new CircuitBreakerDatabase(db, database),
-    guardMessaging: (provider) => new CircuitBreakerMessagingProvider(provider, messageQueue),
+    guardDatabase: (db) => {
+      probeWith(database, async () => {
+        await db.query('SELECT 1');
+      });
+      return new CircuitBreakerDatabase(db, database);
+    },
+    guardMessaging: (provider) => {
+      probeWith(messageQueue, () => provider.probe());
+      return new CircuitBreakerMessagingProvider(provider, messageQueue);
+    },
     snapshots: () => [database.snapshot(), messageQueue.snapshot()],
+    onRecovered: (listener) => {
+      recovered.push(listener);
+    },
+    stop: () => {
+      for (const prober of probers.values()) prober.stop();
+    },
   };
 }
 

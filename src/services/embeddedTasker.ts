@@ -11,16 +11,21 @@ import type { CreatedTask } from '../db/queries/createTask.ts';
 import { ConfigError } from '../domain/errors.ts';
 import { createLogger } from '../observability/logger.ts';
 import type { Logger, LogLevel } from '../observability/logger.ts';
+import { TaskCompletionWaiter } from '../api/rest/taskCompletionWaiter.ts';
+import type { TaskView } from '../api/rest/views.ts';
+import { WorkflowRun } from '../domain/workflowRun.ts';
+import type { RunWaitOptions, WorkflowReference } from '../domain/workflowRun.ts';
 import { createTask } from '../orchestration/taskInitializer.ts';
 import type { taskRequestSchema } from '../orchestration/taskInitializer.ts';
 import { TemplateCache } from '../orchestration/templateCache.ts';
 import type { StepHandlerDefinition } from '../worker/handlerApi.ts';
 import { isWorkflow } from '../worker/workflow.ts';
 import type { Workflow } from '../worker/workflow.ts';
+import { databaseTaskSource } from './embeddedTaskSource.ts';
 import { startOrchestrationService } from './orchestrationService.ts';
 import type { OrchestrationService } from './orchestrationService.ts';
 import { poolOptions } from './runtimeOptions.ts';
-import { templateCacheOptions } from './serviceOptions.ts';
+import { taskLimits, templateCacheOptions } from './serviceOptions.ts';
 import { startWorkerService } from './workerService.ts';
 import type { WorkerService } from './workerService.ts';
 
@@ -33,7 +38,7 @@ export interface EmbeddedWorkerOptions {
   /** Step handlers, beside those of `workflows`. @defaultValue [] */
   handlers?: readonly StepHandlerDefinition[];
   /** Workflows defined in code: their templates are registered and their steps served. @defaultValue [] */
-  workflows?: readonly Workflow<never, unknown>[];
+  workflows?: readonly Workflow<never, unknown, unknown>[];
   /** Folders or files of YAML templates (`[worker] template_paths`). @defaultValue [] */
   templates?: readonly string[];
 }
@@ -94,11 +99,37 @@ export interface EmbeddedTasker {
    *   TASKER_DUPLICATE_TASK
    */
   createTask<Submitted>(
-    workflow: Workflow<never, Submitted>,
-    context: Submitted,
+    workflow: WorkflowReference<Submitted, unknown>,
+    context: NoInfer<Submitted>,
     request?: TaskRequestOptions,
   ): Promise<CreatedTask>;
   createTask(request: EmbeddedTaskRequest): Promise<CreatedTask>;
+  /**
+   * Creates a task of a workflow and follows it: `result()` waits for its output, typed by the workflow's
+   * `returns`. Errors as createTask.
+   */
+  start<Input, Output>(
+    workflow: WorkflowReference<Input, Output>,
+    input: NoInfer<Input>,
+    request?: TaskRequestOptions,
+  ): Promise<WorkflowRun<Output, TaskView>>;
+  /**
+   * Creates a task of a workflow and answers its output once complete: `start(...)` then `result()`.
+   * @throws WorkflowRunError TASKER_TASK_FAILED, TASKER_TASK_CANCELLED, TASKER_TASK_NO_OUTPUT, TASKER_WAIT_TIMEOUT
+   */
+  run<Input, Output>(
+    workflow: WorkflowReference<Input, Output>,
+    input: NoInfer<Input>,
+    request?: TaskRequestOptions,
+    options?: RunWaitOptions,
+  ): Promise<Output>;
+  /** Follows a task created earlier, typed by its workflow. */
+  runOf<Output>(
+    workflow: WorkflowReference<unknown, Output>,
+    taskUuid: string,
+  ): WorkflowRun<Output, TaskView>;
+  /** A task with its steps, as `GET /v1/tasks/{uuid}` answers it. @throws NotFoundError TASKER_TASK_NOT_FOUND */
+  getTask(taskUuid: string): Promise<TaskView>;
   /**
    * Stops orchestration and the worker (running handlers get `[worker] shutdown_timeout_ms` to finish, then
    * their steps are handed back), then closes the database. Safe to call twice.
@@ -107,6 +138,14 @@ export interface EmbeddedTasker {
 }
 
 const EMBEDDED_LOG_LEVEL: LogLevel = 'warn';
+
+/** A workflow (or a reference to one) rather than a request naming a template: it has no `context`. */
+function isWorkflowReference(
+  value: WorkflowReference<unknown, unknown> | EmbeddedTaskRequest,
+): value is WorkflowReference<unknown, unknown> {
+  // A task request never has `outputShape` (its schema refuses unknown fields); a workflow reference always does.
+  return isWorkflow(value) || 'outputShape' in value;
+}
 
 function bindAddress(address: ListenAddress): string {
   return typeof address === 'number' ? `127.0.0.1:${address}` : address;
@@ -218,11 +257,11 @@ export async function startTasker(options: StartTaskerOptions): Promise<Embedded
   // Tasks created here go through orchestration's own cache when it runs, so a template is cached once.
   const templates = orchestration?.templates ?? new TemplateCache(templateCacheOptions(config));
   const create = (
-    target: Workflow<never, unknown> | EmbeddedTaskRequest,
+    target: WorkflowReference<unknown, unknown> | EmbeddedTaskRequest,
     context?: unknown,
     request?: TaskRequestOptions,
   ): Promise<CreatedTask> => {
-    const body = isWorkflow(target)
+    const body = isWorkflowReference(target)
       ? {
           ...request,
           namespace: target.namespace,
@@ -233,15 +272,30 @@ export async function startTasker(options: StartTaskerOptions): Promise<Embedded
       : target;
     return createTask(database, body, {
       templates,
+      limits: taskLimits(config),
       ...(orchestration !== undefined && { processorUuid: orchestration.orchestrator.processorUuid }),
     });
   };
+  // Without orchestration here, nothing in this process hears the task-finished notification: re-read often.
+  const completions = orchestration?.completions ?? new TaskCompletionWaiter(null, logger, { recheckMs: 50 });
+  const source = databaseTaskSource(database, completions, orchestration?.orchestrator.processorUuid ?? null);
+  const runOf = <Output>(workflow: WorkflowReference<unknown, Output>, taskUuid: string) =>
+    new WorkflowRun(workflow, taskUuid, source);
+  const start = async <Output>(
+    workflow: WorkflowReference<unknown, Output>,
+    input: unknown,
+    request?: TaskRequestOptions,
+  ) => runOf(workflow, (await create(workflow, input, request)).taskUuid);
   return {
     database,
     config,
     restUrl: orchestration?.url,
     workerUrl: worker?.url,
     createTask: create,
+    start,
+    run: async (workflow, input, request, options) => (await start(workflow, input, request)).result(options),
+    runOf,
+    getTask: (taskUuid) => source.get(taskUuid, {}),
     stop,
   };
 }

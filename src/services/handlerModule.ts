@@ -5,6 +5,7 @@ import { ValidationError } from '../domain/errors.ts';
 import type { TaskTemplate } from '../domain/template/taskTemplate.ts';
 import { TemplateError } from '../domain/template/templateError.ts';
 import type { TemplateProblem } from '../domain/template/templateError.ts';
+import { TemplateDefinitions } from '../domain/template/templateLoader.ts';
 import { isStepHandlerClass } from '../worker/handlerApi.ts';
 import type { StepHandlerDefinition } from '../worker/handlerApi.ts';
 import { HandlerRegistry } from '../worker/handlerRegistry.ts';
@@ -19,7 +20,7 @@ export interface HandlerModule {
   workflowTemplates: TaskTemplate[];
 }
 
-type AnyWorkflow = Workflow<unknown, unknown>;
+type AnyWorkflow = Workflow<unknown, unknown, unknown>;
 
 function isDefinition(value: unknown): value is StepHandlerDefinition {
   return (
@@ -147,24 +148,10 @@ export interface SourcedTemplate {
  */
 export function combineTemplates(sourced: readonly SourcedTemplate[]): TaskTemplate[] {
   const problems: TemplateProblem[] = [];
-  const definedBy = new Map<string, string>();
+  const definitions = new TemplateDefinitions();
   const templates: TaskTemplate[] = [];
   for (const { template, source } of sourced) {
-    const identity = `${template.namespace}/${template.name} version ${template.version}`;
-    const first = definedBy.get(identity);
-    if (first !== undefined) {
-      problems.push({
-        file: source,
-        path: '',
-        line: null,
-        column: null,
-        message: `template ${identity} is also defined by ${first}; a namespace, name and version identify one template`,
-        hint: 'give one of them a new version (or name), or remove one definition',
-      });
-      continue;
-    }
-    definedBy.set(identity, source);
-    templates.push(template);
+    if (definitions.add(template, source, problems)) templates.push(template);
   }
   if (problems.length > 0) throw new TemplateError(problems);
   return templates;

@@ -20,14 +20,16 @@ import { Orchestrator } from '../orchestration/orchestrator.ts';
 import { StalenessDetector, stalenessDetectorSettings } from '../orchestration/stalenessDetector.ts';
 import { RetentionSweeper, retentionSweeperSettings } from '../orchestration/retentionSweeper.ts';
 import { TemplateCache } from '../orchestration/templateCache.ts';
+import { stopWithin } from '../resilience/gracefulShutdown.ts';
 import { circuitBreakerChecks, createServiceCircuitBreakers } from '../resilience/serviceCircuitBreakers.ts';
 import { parseBindAddress } from './bindAddress.ts';
+import { serviceAuthenticator } from './serviceAuth.ts';
 import { startServiceTracing } from './serviceTracing.ts';
 import { startServiceGrpc } from './serviceGrpc.ts';
 import { listenHttp } from './httpListener.ts';
 import { warnWhenAutovacuumOff } from '../db/autovacuumCheck.ts';
 import { openServiceDatabase } from './openServiceDatabase.ts';
-import { orchestratorRuntimeOptions, templateCacheOptions } from './serviceOptions.ts';
+import { orchestratorRuntimeOptions, taskLimits, templateCacheOptions } from './serviceOptions.ts';
 import { TASKER_VERSION } from './version.ts';
 import { workIntakeCheck } from './workIntakeCheck.ts';
 
@@ -59,6 +61,8 @@ export interface OrchestrationService {
   readonly metrics: TaskerMetrics | undefined;
   /** The template cache the REST API and the task-request queue create tasks through. */
   readonly templates: TemplateCache;
+  /** Wakes whoever waits for a task to finish (API long polls, embedded runs) on its notification. */
+  readonly completions: TaskCompletionWaiter;
   /** Stops accepting requests and work, finishes the batch in progress, closes connections. Safe twice. */
   stop(): Promise<void>;
 }
@@ -73,6 +77,8 @@ export async function startOrchestrationService(
 ): Promise<OrchestrationService> {
   const { loaded, logger } = options;
   const { config } = loaded;
+  // First: a service that could not check credentials must not start at all.
+  const auth = serviceAuthenticator(loaded, 'orchestration', logger);
   const ownsDb = options.db === undefined;
   const directDb = options.db ?? (await openServiceDatabase(loaded));
   await warnWhenAutovacuumOff(directDb, logger);
@@ -93,7 +99,12 @@ export async function startOrchestrationService(
       logger,
     }),
   );
-  const completions = new TaskCompletionWaiter(listener, logger);
+  const completions = new TaskCompletionWaiter(listener, logger, {
+    db,
+    maxWaiters: config.orchestration.web.max_waiting_requests,
+    // A quarter of the pool at most: waiting must never take the connections task creation needs.
+    maxConcurrentReads: Math.max(1, Math.floor(config.database.max_connections / 4)),
+  });
   const metrics = config.telemetry.metrics.enabled
     ? (options.metrics ?? new TaskerMetrics({ logger }))
     : undefined;
@@ -106,16 +117,19 @@ export async function startOrchestrationService(
   // One template cache for both ways a task is created (POST /v1/tasks and orchestration_task_requests), so
   // `[database.query_cache]` governs both.
   const templates = new TemplateCache(templateCacheOptions(config));
+  const limits = taskLimits(config);
   const orchestrator = new Orchestrator({
     db,
     provider,
     logger,
     templates,
+    limits,
     ...runtime,
     listenerState: () => listener?.state ?? null,
     ...(metrics !== undefined && { metrics }),
     ...(tracing !== undefined && { tracing: tracing.tracing }),
   });
+  breakers.onRecovered(() => orchestrator.wake());
   if (metrics !== undefined) orchestrationMetrics(metrics, db, listener, orchestrator, config);
   metrics?.collectCircuitBreakers(() => breakers.snapshots());
   const staleness = config.orchestration.staleness.enabled
@@ -139,26 +153,45 @@ export async function startOrchestrationService(
   let url: string | undefined;
   let grpcServer: RunningGrpcServer | undefined;
   let stopped: Promise<void> | undefined;
+  // One readiness for /health/ready and gRPC (beside the database check both add): they must never disagree,
+  // since Kubernetes may probe either.
+  const readiness = {
+    work_intake: workIntakeCheck(orchestrator.monitor),
+    ...circuitBreakerChecks(breakers),
+    orchestration_system: () =>
+      Promise.resolve(
+        stopped === undefined
+          ? { status: 'healthy' as const }
+          : { status: 'unhealthy' as const, message: 'shutting down' },
+      ),
+  };
 
+  const orderlyStop = async (): Promise<void> => {
+    // Probes fail first, then requests stop (in-flight ones finish), then work, then connections.
+    grpcServer?.setServing(false);
+    if (app !== undefined)
+      await closeGracefully(app).catch((error: unknown) =>
+        logger.warn({ err: error }, 'closing the HTTP server failed'),
+      );
+    await staleness?.stop();
+    await retention?.stop();
+    await orchestrator.stop();
+    await grpcServer?.stop();
+    await completions.stop();
+    breakers.stop();
+    await provider.close();
+    await listener?.stop();
+    if (ownsDb) await db.close();
+    await tracing?.shutdown();
+    logger.info('orchestration stopped');
+  };
   const stop = (): Promise<void> =>
-    (stopped ??= (async () => {
-      // Probes fail first, then requests stop (in-flight ones finish), then work, then connections.
-      grpcServer?.setServing(false);
-      if (app !== undefined)
-        await closeGracefully(app).catch((error: unknown) =>
-          logger.warn({ err: error }, 'closing the HTTP server failed'),
-        );
-      await staleness?.stop();
-      await retention?.stop();
-      await orchestrator.stop();
-      await grpcServer?.stop();
-      await completions.stop();
-      await provider.close();
-      await listener?.stop();
-      if (ownsDb) await db.close();
-      await tracing?.shutdown();
-      logger.info('orchestration stopped');
-    })());
+    (stopped ??= stopWithin(orderlyStop, {
+      deadlineMs: config.orchestration.shutdown_timeout_ms,
+      // The statements still running hold the stop up (a scrape, a sweep, a drain): cancel them on the server.
+      onDeadline: () => directDb.cancelRunning(),
+      logger,
+    }));
 
   try {
     await orchestrator.start();
@@ -168,8 +201,10 @@ export async function startOrchestrationService(
     if (config.orchestration.web.enabled) {
       const server = await buildRestServer({
         db,
+        ...(auth !== undefined && { auth }),
         logger,
         templates,
+        limits,
         processorUuid: orchestrator.processorUuid,
         bodyLimitBytes: config.orchestration.web.body_limit_bytes,
         requestTimeoutMs: config.orchestration.web.request_timeout_ms,
@@ -187,15 +222,7 @@ export async function startOrchestrationService(
           executors: () => orchestrator.executorSnapshots(),
           circuitBreakers: () => breakers.snapshots(),
         },
-        readinessChecks: {
-          work_intake: workIntakeCheck(orchestrator.monitor),
-          orchestration_system: () =>
-            Promise.resolve(
-              stopped === undefined
-                ? { status: 'healthy' as const }
-                : { status: 'unhealthy' as const, message: 'shutting down' },
-            ),
-        },
+        readinessChecks: readiness,
       });
       const bind = parseBindAddress(
         options.bindAddress ?? config.orchestration.web.bind_address,
@@ -210,16 +237,7 @@ export async function startOrchestrationService(
       db,
       logger,
       bindAddress: options.grpcBindAddress,
-      checks: {
-        work_intake: workIntakeCheck(orchestrator.monitor),
-        ...circuitBreakerChecks(breakers),
-        orchestration_system: () =>
-          Promise.resolve(
-            stopped === undefined
-              ? { status: 'healthy' as const }
-              : { status: 'unhealthy' as const, message: 'shutting down' },
-          ),
-      },
+      checks: readiness,
       info: { processor_uuid: orchestrator.processorUuid },
     });
   } catch (error) {
@@ -240,6 +258,7 @@ export async function startOrchestrationService(
     },
     metrics,
     templates,
+    completions,
     stop,
   };
 }

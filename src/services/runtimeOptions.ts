@@ -15,6 +15,8 @@ export function poolOptions(config: TaskerConfig): PostgresPoolOptions {
     connectionTimeoutMs: db.connection_timeout_ms,
     idleTimeoutSeconds: db.idle_timeout_seconds,
     maxLifetimeSeconds: db.max_lifetime_seconds,
+    statementTimeoutMs: db.statement_timeout_ms,
+    idleInTransactionTimeoutMs: db.idle_in_transaction_timeout_ms,
     listenUrl: db.listen_url,
   };
 }

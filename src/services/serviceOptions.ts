@@ -1,3 +1,4 @@
+import type { TaskLimits } from '../domain/limits.ts';
 import type { TaskerConfig } from '../config/schema.ts';
 import { orchestrationCoordination, workerCoordination } from '../coordination/coordinationSettings.ts';
 import type { OrchestratorOptions } from '../orchestration/orchestrator.ts';
@@ -7,6 +8,15 @@ import type { WorkerOptions } from '../worker/worker.ts';
 // The configuration → component options mapping of the services: the one place that says which key drives
 // which knob.
 /** `[database.query_cache]` → the template cache used at task creation. */
+/** `[limits]` → what task creation and the worker enforce. */
+export function taskLimits(config: TaskerConfig): TaskLimits {
+  return {
+    maxStepsPerTask: config.limits.max_steps_per_task,
+    maxContextBytes: config.limits.max_context_bytes,
+    maxResultBytes: config.limits.max_result_bytes,
+  };
+}
+
 export function templateCacheOptions(config: TaskerConfig): TemplateCacheOptions {
   const cache = config.database.query_cache;
   return { enabled: cache.enabled, maxSize: cache.max_size, ttlSeconds: cache.ttl_seconds };
@@ -22,6 +32,7 @@ export function workerRuntimeOptions(config: TaskerConfig) {
     shutdownTimeoutMs: worker.shutdown_timeout_ms,
     applyResultsInline: worker.apply_results_inline,
     coordination: workerCoordination(config),
+    limits: taskLimits(config),
   } satisfies Partial<WorkerOptions>;
 }
 

@@ -1,8 +1,15 @@
+import { errorLabel } from '../resilience/circuitBreaker.ts';
 import { fastify } from 'fastify';
 import type { FastifyInstance } from 'fastify';
+import { ApiError, quoteInput } from '../api/rest/apiError.ts';
+import { sendError } from '../api/rest/errorHandler.ts';
+import { hardenHttp, protocolOptions } from '../api/rest/httpProtocol.ts';
+import type { Authenticator } from '../api/auth/authenticator.ts';
+import { registerRouteAccess } from '../api/auth/routeAccess.ts';
 import { registerMetricsRoute } from '../api/rest/routes/metricsRoute.ts';
 import {
   circuitBreakerStates,
+  circuitBreakerDetailsSection,
   circuitBreakersSection,
   componentStatus,
   databaseCheck,
@@ -14,6 +21,8 @@ import {
 import type { HealthSources } from '../api/rest/healthReport.ts';
 import type { Database } from '../db/database.ts';
 import type { TaskTemplate } from '../domain/template/taskTemplate.ts';
+import type { Logger } from '../observability/logger.ts';
+import { silentLogger } from '../observability/logger.ts';
 import type { TaskerMetrics } from '../observability/metrics.ts';
 import type { Worker } from '../worker/worker.ts';
 
@@ -32,21 +41,29 @@ export interface WorkerHttpOptions {
   requestTimeoutMs: number;
   /** Serves `GET /metrics` from it and counts HTTP requests into it. @defaultValue none */
   metrics?: TaskerMetrics;
+  /** Refused and failed requests, as the orchestration API logs them. @defaultValue silent */
+  logger?: Logger;
+  /** Credentials each route needs (`[worker.web.auth]`). @defaultValue none: every route open */
+  auth?: Authenticator;
 }
-
-const errorBody = (code: string, message: string) => ({ error: { code, message } });
 
 /**
  * The worker's small HTTP surface (port 8081): liveness and readiness probes for Kubernetes and the
  * templates this worker serves. Task APIs live on orchestration.
  */
 export async function buildWorkerHttp(options: WorkerHttpOptions): Promise<FastifyInstance> {
+  const logger = options.logger ?? silentLogger;
+  const bodyLimit = options.bodyLimitBytes;
   const app = fastify({
     logger: false,
+    ...protocolOptions(logger),
     bodyLimit: options.bodyLimitBytes,
     requestTimeout: options.requestTimeoutMs,
     return503OnClosing: true,
   });
+  // Before any route: the same request ids, parser-error answers and query refusal as the orchestration API.
+  hardenHttp(app, logger);
+  registerRouteAccess(app, options.auth);
   const now = () => new Date().toISOString();
   if (options.metrics !== undefined) registerMetricsRoute(app, options.metrics);
 
@@ -83,13 +100,14 @@ export async function buildWorkerHttp(options: WorkerHttpOptions): Promise<Fasti
     capacity: options.worker.capacity,
   });
 
-  app.get('/health', async (_request, reply) => {
+  const PUBLIC = { config: { access: 'public' as const } };
+  app.get('/health', PUBLIC, async (_request, reply) => {
     const { status } = await overall();
     return reply
       .code(status === 'healthy' ? 200 : 503)
       .send({ status, timestamp: now(), ...workerSummary() });
   });
-  app.get('/health/detailed', async (_request, reply) => {
+  app.get('/health/detailed', { config: { access: 'operational' } }, async (_request, reply) => {
     const { status, database } = await overall();
     return reply.code(status === 'healthy' ? 200 : 503).send({
       status,
@@ -106,11 +124,12 @@ export async function buildWorkerHttp(options: WorkerHttpOptions): Promise<Fasti
       work_intake: intake(),
       database: databaseSection(options.db, database),
       circuit_breakers: circuitBreakersSection(sources),
+      circuit_breaker_details: circuitBreakerDetailsSection(sources),
       worker: { id: options.worker.id, ...workerSummary(), stopping: options.isStopping() },
     });
   });
-  app.get('/health/live', () => ({ status: 'healthy', timestamp: now() }));
-  app.get('/health/ready', async (_request, reply) => {
+  app.get('/health/live', PUBLIC, () => ({ status: 'healthy', timestamp: now() }));
+  app.get('/health/ready', PUBLIC, async (_request, reply) => {
     const started = performance.now();
     let database: { status: string; message?: string; duration_ms: number };
     try {
@@ -119,7 +138,8 @@ export async function buildWorkerHttp(options: WorkerHttpOptions): Promise<Fasti
     } catch (error) {
       database = {
         status: 'unhealthy',
-        message: `database unreachable: ${(error as Error).message}`,
+        // The code only: the message names the database's user, host and name, and this route is public.
+        message: `database unreachable (${errorLabel(error)})`,
         duration_ms: Math.round(performance.now() - started),
       };
     }
@@ -139,7 +159,7 @@ export async function buildWorkerHttp(options: WorkerHttpOptions): Promise<Fasti
       info: { version: options.version, worker_id: options.worker.id, namespaces: options.worker.namespaces },
     });
   });
-  app.get('/v1/templates', () => ({
+  app.get('/v1/templates', { config: { access: { permission: 'worker:templates_read' } } }, () => ({
     templates: options.templates.map((t) => ({
       namespace: t.namespace,
       name: t.name,
@@ -149,26 +169,19 @@ export async function buildWorkerHttp(options: WorkerHttpOptions): Promise<Fasti
     })),
   }));
   app.setNotFoundHandler((request, reply) =>
-    reply
-      .code(404)
-      .send(
-        errorBody(
-          'TASKER_ROUTE_NOT_FOUND',
-          `no route ${request.method} ${request.url} on the worker; it serves /health, /health/live, /health/ready, /health/detailed, /metrics and /v1/templates`,
-        ),
+    sendError(
+      new ApiError(
+        404,
+        'TASKER_ROUTE_NOT_FOUND',
+        `no route ${request.method} ${quoteInput(request.url.split('?')[0], 120)} on the worker; it serves /health, /health/live, /health/ready, /health/detailed, /metrics and /v1/templates`,
       ),
+      request,
+      reply,
+      logger,
+      bodyLimit,
+    ),
   );
-  app.setErrorHandler((error: { statusCode?: number; message: string }, _request, reply) => {
-    const status = error.statusCode !== undefined && error.statusCode < 500 ? error.statusCode : 500;
-    return reply
-      .code(status)
-      .send(
-        errorBody(
-          status === 500 ? 'TASKER_INTERNAL' : 'TASKER_INVALID_REQUEST',
-          status === 500 ? 'internal error' : error.message,
-        ),
-      );
-  });
+  app.setErrorHandler((error, request, reply) => sendError(error, request, reply, logger, bodyLimit));
   await app.ready();
   return app;
 }

@@ -15,6 +15,7 @@ import { Worker } from '../worker/worker.ts';
 import type { Workflow } from '../worker/workflow.ts';
 import { circuitBreakerChecks, createServiceCircuitBreakers } from '../resilience/serviceCircuitBreakers.ts';
 import { parseBindAddress } from './bindAddress.ts';
+import { serviceAuthenticator } from './serviceAuth.ts';
 import { startServiceGrpc } from './serviceGrpc.ts';
 import { startServiceTracing } from './serviceTracing.ts';
 import { combineTemplates, loadWorkerModule } from './handlerModule.ts';
@@ -36,7 +37,7 @@ export interface WorkerServiceOptions {
    * Workflows defined in code, served beside the templates and the handlers module's workflows (their
    * handlers are added to the handlers).
    */
-  workflows?: readonly Workflow<unknown, unknown>[];
+  workflows?: readonly Workflow<never, unknown, unknown>[];
   db?: Database;
   /** Overrides `[worker.web] bind_address`. */
   bindAddress?: string;
@@ -71,6 +72,8 @@ export interface WorkerService {
 export async function startWorkerService(options: WorkerServiceOptions): Promise<WorkerService> {
   const { loaded, logger } = options;
   const { config } = loaded;
+  // First: a service that could not check credentials must not start at all.
+  const auth = serviceAuthenticator(loaded, 'worker', logger);
   const module =
     options.handlers !== undefined || config.worker.handlers_module === ''
       ? { handlers: options.handlers ?? [], workflowTemplates: [] }
@@ -133,6 +136,7 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
     if (ownsDb) await db.close();
     throw error;
   }
+  breakers.onRecovered(() => worker.wake());
   if (metrics !== undefined) {
     metrics.collectPool(() => db.poolStats());
     metrics.collectCircuitBreakers(() => breakers.snapshots());
@@ -166,6 +170,7 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
         await closeGracefully(app).catch((error: unknown) =>
           logger.warn({ err: error }, 'closing the HTTP server failed'),
         );
+      breakers.stop();
       await provider.close();
       if (ownsDb) await db.close();
       await tracing?.shutdown();
@@ -176,6 +181,7 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
     if (config.worker.web.enabled) {
       app = await buildWorkerHttp({
         db,
+        ...(auth !== undefined && { auth }),
         worker,
         templates,
         version: TASKER_VERSION,
@@ -184,6 +190,7 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
         bodyLimitBytes: config.worker.web.body_limit_bytes,
         requestTimeoutMs: config.worker.web.request_timeout_ms,
         ...(metrics !== undefined && { metrics }),
+        logger,
       });
       url = await listenHttp(
         app,

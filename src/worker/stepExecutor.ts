@@ -14,7 +14,12 @@ class StepTimeoutError extends Error {
   }
 }
 
-function buildContext(step: ClaimedStep, namespace: string, signal: AbortSignal): StepContext {
+/** What a handler receives for one claimed step; also what the test helpers' `runStep` hands a step. */
+export function buildContext(
+  step: Omit<ClaimedStep, 'msgId' | 'handlerCallable' | 'timeoutSeconds'>,
+  namespace: string,
+  signal: AbortSignal,
+): StepContext {
   return {
     taskUuid: step.taskUuid,
     stepUuid: step.stepUuid,
@@ -81,9 +86,26 @@ function classifyFailure(error: unknown): StepFailure {
 }
 
 /** JSON round trip: what is stored is what dependents will see. Undefined becomes null. */
-function toStorable(result: unknown): unknown {
-  if (result === undefined) return null;
-  return JSON.parse(JSON.stringify(result)) as unknown;
+/**
+ * A handler's result as it will be stored (through JSON, so `undefined` becomes null and a Date a string), and
+ * its size. The JSON text is made once: the size check costs no second serialisation.
+ * @throws when the result cannot be written as JSON (a cycle, a BigInt)
+ */
+function toStorable(result: unknown): { value: unknown; bytes: number } {
+  if (result === undefined) return { value: null, bytes: 4 };
+  const text = JSON.stringify(result) ?? 'null';
+  return { value: JSON.parse(text) as unknown, bytes: Buffer.byteLength(text, 'utf8') };
+}
+
+/** A result larger than `[limits] max_result_bytes` fails its step for good: a retry would return as much. */
+function resultTooLarge(bytes: number, maxBytes: number): StepFailure {
+  return {
+    message:
+      `the handler's result is ${bytes} bytes of JSON; at most ${maxBytes} are stored ([limits] max_result_bytes). ` +
+      'Store large data elsewhere and return a reference to it',
+    error_type: 'result_too_large',
+    retryable: false,
+  };
 }
 
 /**
@@ -93,7 +115,12 @@ function toStorable(result: unknown): unknown {
 export async function executeStep(
   step: ClaimedStep,
   handler: StepHandlerDefinition | undefined,
-  options: { namespace: string; defaultTimeoutMs: number; shutdownSignal: AbortSignal },
+  options: {
+    namespace: string;
+    defaultTimeoutMs: number;
+    shutdownSignal: AbortSignal;
+    maxResultBytes?: number;
+  },
 ): Promise<StepOutcome> {
   const started = performance.now();
   const elapsed = (): number => performance.now() - started;
@@ -126,7 +153,15 @@ export async function executeStep(
       timeout,
     ]);
     try {
-      return { success: true, result: toStorable(result), executionMs: elapsed() };
+      const storable = toStorable(result);
+      if (options.maxResultBytes !== undefined && storable.bytes > options.maxResultBytes) {
+        return {
+          success: false,
+          failure: resultTooLarge(storable.bytes, options.maxResultBytes),
+          executionMs: elapsed(),
+        };
+      }
+      return { success: true, result: storable.value, executionMs: elapsed() };
     } catch (error) {
       return {
         success: false,

@@ -1,3 +1,6 @@
+import { DEFAULT_TASK_LIMITS, stepCountProblem } from '../domain/limits.ts';
+import type { TaskLimits } from '../domain/limits.ts';
+import { TemplateError } from '../domain/template/templateError.ts';
 import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
@@ -66,6 +69,11 @@ export interface WorkerOptions {
   listenerState?: ListenerStateSource;
   /** How long stop() waits for running handlers before aborting them. @defaultValue 10000 */
   shutdownTimeoutMs?: number;
+  /**
+   * `[limits]`: a template with more steps is refused at start, a larger result fails its step for good.
+   * @defaultValue DEFAULT_TASK_LIMITS
+   */
+  limits?: Pick<TaskLimits, 'maxStepsPerTask' | 'maxResultBytes'>;
   logger?: Logger;
   /** Step outcomes, errors and durations are counted here (in memory; no SQL). @defaultValue none */
   metrics?: TaskerMetrics;
@@ -192,6 +200,7 @@ export class Worker {
     if (this.started) return;
     const templates = (this.options.templates ?? []).filter((t) => this.namespaces.includes(t.namespace));
     this.registry.assertCovers(templates);
+    assertStepCounts(templates, this.options.limits ?? DEFAULT_TASK_LIMITS);
     for (const template of templates) await registerTemplate(this.options.db, template);
     for (const namespace of this.namespaces)
       await this.options.provider.ensureQueue(workerQueueName(namespace));
@@ -208,6 +217,11 @@ export class Worker {
       },
       'worker started',
     );
+  }
+
+  /** Claims now instead of at the next poll or error backoff: the database is back after an outage. */
+  wake(): void {
+    this.loop.wake();
   }
 
   /**
@@ -337,6 +351,7 @@ export class Worker {
       const execute = (): Promise<StepOutcome> =>
         executeStep(step, this.registry.get(step.handlerCallable), {
           namespace,
+          maxResultBytes: (this.options.limits ?? DEFAULT_TASK_LIMITS).maxResultBytes,
           defaultTimeoutMs: this.options.defaultTimeoutMs ?? 30_000,
           shutdownSignal: this.shutdown.signal,
         });
@@ -540,4 +555,31 @@ function libraryCoordination(options: WorkerOptions): WorkerCoordination {
 /** The fields that tie a log line to its step: correlation_id, task_uuid, step_uuid. */
 function stepLogFields(step: ClaimedStep): Record<string, string> {
   return { correlation_id: step.correlationId, task_uuid: step.taskUuid, step_uuid: step.stepUuid };
+}
+
+/**
+ * Templates with more steps than `[limits] max_steps_per_task` are refused when a worker starts, before anything
+ * is registered: every task of theirs would be refused at creation.
+ * @throws TemplateError TASKER_INVALID_TEMPLATE naming each template and the limit
+ */
+function assertStepCounts(
+  templates: readonly TaskTemplate[],
+  limits: Pick<TaskLimits, 'maxStepsPerTask'>,
+): void {
+  const problems = templates.flatMap((template) => {
+    const problem = stepCountProblem(template.steps.length, { ...DEFAULT_TASK_LIMITS, ...limits });
+    return problem === undefined
+      ? []
+      : [
+          {
+            file: `template ${template.namespace}/${template.name}@${template.version}`,
+            path: 'steps',
+            line: null,
+            column: null,
+            message: problem,
+            hint: 'split the workflow, or raise [limits] max_steps_per_task for workers and orchestration alike',
+          },
+        ];
+  });
+  if (problems.length > 0) throw new TemplateError(problems);
 }

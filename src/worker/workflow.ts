@@ -16,6 +16,7 @@ import type {
   TaskTemplate,
 } from '../domain/template/taskTemplate.ts';
 import { validateTemplateDocument } from '../domain/template/templateParser.ts';
+import type { WorkflowOutputShape, WorkflowReference } from '../domain/workflowRun.ts';
 import { PermanentError } from './handlerApi.ts';
 import type { StepContext, StepHandlerDefinition } from './handlerApi.ts';
 import { describeWorkflowPath, templateDocument } from './workflowDocument.ts';
@@ -110,6 +111,18 @@ export interface WorkflowOptions<Schema extends WorkflowInputSchema> {
   metadata?: Record<string, unknown>;
 }
 
+/**
+ * What `returns(...)` declares as a finished task's output: one step's result, or a record of step results.
+ * @public
+ */
+export type WorkflowOutputOf<Shape> =
+  Shape extends WorkflowStep<string, infer Result>
+    ? Result
+    : { -readonly [Key in keyof Shape]: StepResult<Shape[Key]> };
+
+/** Every step's result by step name: the output of a workflow that declares none. */
+type AllStepResults = Record<string, unknown>;
+
 /** The runtime record of one step: its reference, its template declaration and its function. */
 interface StepRecord {
   ref: WorkflowStep;
@@ -126,12 +139,18 @@ const WORKFLOW_MARKER = Symbol.for('tasker.workflow');
  * loading a handlers module does that for every exported workflow).
  * @public
  */
-export class Workflow<Input = Record<string, unknown>, Submitted = Record<string, unknown>> {
+export class Workflow<
+  Input = Record<string, unknown>,
+  Submitted = Record<string, unknown>,
+  Output = AllStepResults,
+> implements WorkflowReference<Submitted, Output> {
   readonly namespace: string;
   readonly name: string;
   readonly version: string;
-  /** Type-only: the task context callers submit (a typed client reads it). Never set at runtime. */
-  declare readonly '~input'?: Submitted;
+  /** How a finished task's output is read (set by `returns`); left out, every step's result by name. */
+  outputShape: WorkflowOutputShape | undefined;
+  /** Type-only: the task context callers submit and the output a finished task answers. Never set at runtime. */
+  declare readonly '~types'?: { readonly input: Submitted; readonly output: Output };
   private readonly options: WorkflowOptions<WorkflowInputSchema>;
   private readonly records = new Map<string, StepRecord>();
   private built: TaskTemplate | undefined;
@@ -194,6 +213,38 @@ export class Workflow<Input = Record<string, unknown>, Submitted = Record<string
       },
     });
     return ref;
+  }
+
+  /**
+   * Declares the output of a finished task, which `run`/`result()` of the client, embedding and test helpers
+   * answer, typed: one step's result (`returns(receipt)`), or a record of step results
+   * (`returns({ charged: charge, receipt })`). Left out, the output is every step's result by step name.
+   * Returns this workflow, typed with that output: export what it returns.
+   * @throws ValidationError TASKER_INVALID_WORKFLOW for a step of another workflow, or a second call
+   */
+  returns<const Shape extends WorkflowStep | Readonly<Record<string, WorkflowStep>>>(
+    shape: Shape,
+  ): Workflow<Input, Submitted, WorkflowOutputOf<Shape>> {
+    if (this.outputShape !== undefined) {
+      throw this.error('returns() was called twice; declare the output once');
+    }
+    const stepName = (step: WorkflowStep, where: string): string => {
+      if (this.records.get(step.name)?.ref !== step) {
+        throw this.error(
+          `returns() names step "${String(step.name)}"${where} of workflow ${String(step.workflow)}; the output ` +
+            'must be read from steps of this workflow',
+        );
+      }
+      return step.name;
+    };
+    this.outputShape = isStepReference(shape)
+      ? stepName(shape, '')
+      : Object.freeze(
+          Object.fromEntries(
+            Object.entries(shape).map(([key, step]) => [key, stepName(step, ` (as "${key}")`)]),
+          ),
+        );
+    return this as unknown as Workflow<Input, Submitted, WorkflowOutputOf<Shape>>;
   }
 
   /**
@@ -264,6 +315,15 @@ export class Workflow<Input = Record<string, unknown>, Submitted = Record<string
   }
 }
 
+function isStepReference(value: unknown): value is WorkflowStep {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as WorkflowStep).name === 'string' &&
+    typeof (value as WorkflowStep).callable === 'string'
+  );
+}
+
 function isZodSchema(value: unknown): value is $ZodType {
   return typeof value === 'object' && value !== null && '_zod' in value;
 }
@@ -307,7 +367,7 @@ function workflowContext(
 }
 
 /** Whether a value is a Workflow, from this copy of the package or another. */
-export function isWorkflow(value: unknown): value is Workflow<unknown, unknown> {
+export function isWorkflow(value: unknown): value is Workflow<unknown, unknown, unknown> {
   return (
     typeof value === 'object' &&
     value !== null &&

@@ -121,7 +121,7 @@ function counterValue(exposition: string, metric: string, labels: Record<string,
   return found?.value ?? Number.NaN;
 }
 
-const breakersOf = (body: Json) => body.circuit_breakers as Record<string, Json>;
+const breakersOf = (body: Json) => body.circuit_breaker_details as Record<string, Json>;
 
 describe('circuit breakers of real tasker processes when the database goes away and comes back', () => {
   let testDb: TestDatabase;
@@ -202,7 +202,7 @@ describe('circuit breakers of real tasker processes when the database goes away 
     expect(health.status).toBe(200);
     expect(health.body).toMatchObject({
       status: 'healthy',
-      database: 'healthy',
+      database: 'connected',
       circuit_breakers: { database: 'closed', message_queue: 'closed' },
     });
   });
@@ -274,7 +274,7 @@ describe('circuit breakers of real tasker processes when the database goes away 
 
     const health = await get(`${api}/health`);
     expect(health.status).toBe(503);
-    expect(health.body).toMatchObject({ status: 'unhealthy', database: 'unhealthy' });
+    expect(health.body).toMatchObject({ status: 'unhealthy', database: 'disconnected' });
 
     // gRPC readiness names the open breaker too (what a Kubernetes gRPC probe sees as NOT_SERVING).
     const grpcScope = new GrpcTestScope();
@@ -362,9 +362,14 @@ describe('circuit breakers of real tasker processes when the database goes away 
         const breaker = breakersOf(detailed.body)[name] as Json;
         expect(breaker, `${url} ${name}`).toMatchObject({ consecutive_failures: 0, opened_at: null });
         const recent = breaker.recent_transitions as { from: string; to: string; reason: string }[];
-        // The way back: open → half_open when timeout_seconds passed, half_open → closed on a good trial.
+        // The way back: open → half_open when a probe found the database back (or, whichever came first,
+        // timeout_seconds passed), half_open → closed on a good trial.
         expect(recent.slice(-2), `${url} ${name}`).toMatchObject([
-          { from: 'open', to: 'half_open', reason: 'open_timeout_elapsed' },
+          {
+            from: 'open',
+            to: 'half_open',
+            reason: expect.stringMatching(/^(probe_succeeded|open_timeout_elapsed)$/) as unknown,
+          },
           { from: 'half_open', to: 'closed', reason: 'trial_succeeded' },
         ]);
       }

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configRoot, REPO_ROOT, tempDir } from '../unit/config/configTestKit.ts';
@@ -57,9 +57,23 @@ const SECRETS = {
   RABBITMQ_URL: `amqp://a:${MQ_PASSWORD}@mq/`,
 };
 
+/** Production requires a key source for its HTTP APIs (docs/security.md): a public key file gives one. */
+function productionKey(): Record<string, string> {
+  const file = join(tempDir(), 'public.pem');
+  writeFileSync(file, '-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n');
+  return { TASKER_JWT_PUBLIC_KEY_PATH: file };
+}
+
+const shippedFiles = (environment: string): number =>
+  ['base', join('environments', environment)]
+    .map((folder) =>
+      readdirSync(join(REPO_ROOT, 'config', 'tasker', folder)).filter((f) => f.endsWith('.toml')),
+    )
+    .reduce((sum, files) => sum + files.length, 0);
+
 describe('tasker config validate (real processes)', () => {
   it('TASKER_ENV=production: exit 0 and the lines of the seed', async () => {
-    const result = await tasker(['config', 'validate'], { TASKER_ENV: 'production' });
+    const result = await tasker(['config', 'validate'], { TASKER_ENV: 'production', ...productionKey() });
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     // The seed's expected output, except its "10 configurations": the seed's own circuit_breakers.toml has 2.
@@ -73,8 +87,29 @@ describe('tasker config validate (real processes)', () => {
     expect(lines(result.stdout).slice(5)).toEqual([
       '✓ Worker: Hybrid, namespaces (none set)',
       '✓ Messaging backend: pgmq',
-      `✓ Files: 14 read from ${join(REPO_ROOT, 'config', 'tasker')}`,
+      '✓ Auth (orchestration): on, bearer tokens (static key), 0 API key(s)',
+      '✓ Auth (worker): on, bearer tokens (static key), 0 API key(s)',
+      `✓ Files: ${shippedFiles('production')} read from ${join(REPO_ROOT, 'config', 'tasker')}`,
     ]);
+  });
+
+  it('TASKER_ENV=production without a key source: exit 1, naming the keys to set for each role', async () => {
+    const result = await tasker(['config', 'validate'], { TASKER_ENV: 'production' });
+    expect(result.code).toBe(1);
+    expect(lines(result.stdout).slice(0, 1)).toEqual(['✗ Configuration has 2 problems:']);
+    for (const role of ['orchestration', 'worker']) {
+      expect(result.stdout).toContain(
+        `✗ environments/production/auth.toml: ${role}.web.auth: auth is enabled but nothing can authenticate: set ${role}.web.auth.jwt_public_key_path`,
+      );
+    }
+    const off = await tasker(['config', 'validate'], {
+      TASKER_ENV: 'production',
+      TASKER_AUTH_ENABLED: 'false',
+    });
+    expect(off.code).toBe(0);
+    expect(lines(off.stdout)).toContain(
+      '! Auth (orchestration): off in production: the API is open to anyone who reaches it',
+    );
   });
 
   it('without TASKER_ENV it validates development', async () => {
@@ -90,6 +125,7 @@ describe('tasker config validate (real processes)', () => {
       DEPLOYMENT_MODE: 'PollingOnly',
       WORKER_NAMESPACES: 'payments, inventory',
       TASKER_MESSAGING_BACKEND: 'rabbitmq',
+      ...productionKey(),
     });
     expect(result.code).toBe(0);
     expect(lines(result.stdout)).toEqual(

@@ -114,6 +114,7 @@ console.log(JSON.stringify({
 // A workflow in TypeScript, typed along its edges; and the same with a step reading a result it does not depend on.
 const WORKFLOW_TS = `import { z } from 'zod';
 import { workflow } from '${PACKAGE}';
+import type { TaskerClient } from '${PACKAGE}/client';
 
 export const orders = workflow({
   namespace: 'shop',
@@ -124,7 +125,7 @@ export const orders = workflow({
 });
 const validate = orders.step('validate', { run: (ctx) => ({ cents: Math.round(ctx.input.total * 100) }) });
 const reserve = orders.step('reserve', { parents: [validate], run: () => ({ reservation: 'r-1' }) });
-orders.step('charge', {
+const charge = orders.step('charge', {
   parents: [validate, reserve],
   retry: { maxAttempts: 3, backoff: 'exponential' },
   timeoutSeconds: 30,
@@ -134,6 +135,14 @@ orders.step('charge', {
     return { charged: cents, reservation, order: ctx.input.orderId };
   },
 });
+export const processOrder = orders.returns(charge);
+
+// A caller's side: the input typed by the schema, the output by returns().
+export async function placeOrder(client: TaskerClient, orderId: string): Promise<number> {
+  const output = await client.run(processOrder, { orderId, total: 12.5 });
+  const reservation: string = output.reservation;
+  return output.charged + reservation.length;
+}
 `;
 const WRONG_PARENT_TS = WORKFLOW_TS.replace(
   "orders.step('charge', {\n  parents: [validate, reserve],",
@@ -152,6 +161,26 @@ const tsconfig = (file: string): string =>
     },
     files: [file],
   });
+
+// A user's test of a workflow with the package's test helpers: a fresh in-memory database, the task run to its end.
+const TESTING_MJS = `import { z } from 'zod';
+import { workflow } from '${PACKAGE}';
+import { createTestTasker, runStep } from '${PACKAGE}/testing';
+
+const flow = workflow({ namespace: 'shop', name: 'quote', version: '1.0.0', input: z.object({ items: z.number() }) });
+const count = flow.step('count', { run: (ctx) => ({ items: ctx.input.items }) });
+const quote = flow.step('quote', { parents: [count], run: (ctx) => ({ cents: ctx.parent(count).items * 250 }) });
+const quoteFlow = flow.returns(quote);
+
+const env = await createTestTasker({ workflows: [quoteFlow] });
+try {
+  const output = await env.run(quoteFlow, { items: 4 });
+  const alone = await runStep(quoteFlow, quote, { input: { items: 1 }, results: { count: { items: 2 } } });
+  console.log(JSON.stringify({ output, alone }));
+} finally {
+  await env.stop();
+}
+`;
 
 // Logs the URL of every module the process resolves, to the file named by the registration's data.
 const TRACE_HOOKS_MJS = `import { appendFileSync } from 'node:fs';
@@ -190,6 +219,7 @@ describe(`the ${PACKAGE} package installed in a fresh project`, () => {
       'dist/cli/main.js',
       'dist/index.d.ts',
       'dist/client.d.ts',
+      'dist/testing.d.ts',
       'src/db/sql/claim_steps.sql',
       'migrations/0001_schemas_and_types.sql',
       'config/tasker/base/worker.toml',
@@ -236,6 +266,7 @@ describe(`the ${PACKAGE} package installed in a fresh project`, () => {
     writeFileSync(join(project, 'handlers.ts'), HANDLERS_TS);
     writeFileSync(join(project, 'templates', 'greeting.yaml'), TEMPLATE_YAML);
     writeFileSync(join(project, 'check.cjs'), CHECK_CJS);
+    writeFileSync(join(project, 'testing.mjs'), TESTING_MJS);
     writeFileSync(join(project, 'trace-hooks.mjs'), TRACE_HOOKS_MJS);
     writeFileSync(join(project, 'trace.mjs'), TRACE_MJS);
   }, 240_000);
@@ -315,6 +346,16 @@ describe(`the ${PACKAGE} package installed in a fresh project`, () => {
       taskerClient: true,
     });
   });
+
+  it("the testing entry runs the project's workflow to its output on a fresh embedded database", async () => {
+    const tested = await run(process.execPath, ['testing.mjs'], { cwd: project, timeoutMs: 60_000 });
+    timings['testing.mjs'] = tested.ms;
+    expectOk(tested, 'node testing.mjs');
+    expect(JSON.parse(tested.stdout.trim().split('\n').at(-1) ?? '')).toEqual({
+      output: { cents: 1000 },
+      alone: { cents: 500 },
+    });
+  }, 70_000);
 
   it('the embed entry resolves and exports startTasker', async () => {
     const loaded = await run(

@@ -549,6 +549,81 @@ export const HOSTILE_CASES: Case[] = [
     code: 'TASKER_INVALID_REQUEST',
     says: 'resolution_status',
   },
+  // Unknown query parameters: refused on every route, not ignored.
+  ...(
+    [
+      ['POST', '/v1/tasks?admin=1', TASK],
+      ['GET', '/v1/tasks/:task?admin=1'],
+      ['DELETE', '/v1/tasks/:task?force=1'],
+      ['GET', '/v1/tasks/:task/workflow_steps?admin=1'],
+      ['GET', `${step}?admin=1`],
+      ['PATCH', `${step}?force=1`, '{"action_type": "resolve_manually"}'],
+      ['GET', '/v1/templates?admin=1'],
+      ['GET', '/v1/templates/math/diamond_pattern/1.0.0?admin=1'],
+      ['GET', '/v1/dlq?admin=1'],
+      ['GET', '/v1/dlq/stats?admin=1'],
+      ['GET', `/v1/dlq/entry/${UUID}?admin=1`],
+      ['PATCH', `/v1/dlq/entry/${UUID}?force=1`, '{"resolution_status": "cancelled"}'],
+      ['GET', `/v1/dlq/task/${UUID}?admin=1`],
+      ['GET', '/health?admin=1'],
+      ['GET', '/health/live?admin=1'],
+      ['GET', '/health/ready?admin=1'],
+      ['GET', '/health/detailed?admin=1'],
+      ['GET', '/api-docs/openapi.json?admin=1'],
+    ] as const
+  ).map(([method, path, body]): Case => ({
+    name: `unknown query parameter on ${method} ${path.split('?')[0] ?? path}`,
+    method,
+    path,
+    ...(body !== undefined && { body }),
+    status: 400,
+    code: 'TASKER_INVALID_REQUEST',
+    says: 'is not a known query parameter',
+  })),
+  {
+    name: 'POST with a wait that is not a number',
+    method: 'POST',
+    path: '/v1/tasks?wait=soon',
+    body: TASK,
+    status: 400,
+    code: 'TASKER_INVALID_REQUEST',
+    says: 'wait must be integer',
+  },
+  // Numbers a double cannot hold: JSON.parse makes them Infinity, which would be stored as null.
+  {
+    name: 'number over the range of a double in a context',
+    method: 'POST',
+    path: '/v1/tasks',
+    body: `${TASK.slice(0, -2)}, "x": 1e400}}`,
+    status: 400,
+    code: 'TASKER_INVALID_REQUEST',
+    says: 'context.x is a number out of range',
+  },
+  {
+    name: 'number under the range of a double in a context',
+    method: 'POST',
+    path: '/v1/tasks',
+    body: `${TASK.slice(0, -2)}, "deep": [{"y": -1e400}]}}`,
+    status: 400,
+    code: 'TASKER_INVALID_REQUEST',
+    says: 'context.deep.0.y is a number out of range',
+  },
+  {
+    name: 'integer of 400 digits in a step result',
+    method: 'PATCH',
+    path: step,
+    body: `{"action_type": "complete_manually", "completion_data": {"result": {"v": ${'9'.repeat(400)}}}}`,
+    status: 400,
+    code: 'TASKER_INVALID_REQUEST',
+    says: 'completion_data.result.v',
+  },
+  {
+    name: 'missing file of the API docs',
+    method: 'GET',
+    path: '/api-docs/static/no-such-file.js',
+    status: 404,
+    code: 'TASKER_ROUTE_NOT_FOUND',
+  },
   // Step and DLQ bodies.
   {
     name: 'unknown step action',
@@ -695,4 +770,98 @@ export const HOSTILE_CASES: Case[] = [
     code: 'TASKER_ROUTE_NOT_FOUND',
   },
   { name: 'root path', method: 'GET', path: '/', status: 404, code: 'TASKER_ROUTE_NOT_FOUND' },
+];
+
+/** A request Node's HTTP parser or the server's protocol checks refuse before any route sees it. */
+export interface RawCase {
+  name: string;
+  /** The bytes sent, given the server's `host:port`. */
+  request: (host: string) => string;
+  status: number;
+  code: string;
+  says?: string;
+}
+
+const head = (host: string, lines: string[] = []) =>
+  `POST /v1/tasks HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\n${lines.map((l) => `${l}\r\n`).join('')}`;
+
+/** Protocol-level refusals: each must still be the documented error body with an X-Request-Id. */
+export const RAW_HOSTILE_CASES: RawCase[] = [
+  {
+    name: 'URL of 20,000 characters',
+    request: (host) => `GET /v1/tasks?namespace=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+    status: 431,
+    code: 'TASKER_HEADERS_TOO_LARGE',
+    says: 'bytes',
+  },
+  {
+    name: 'header of 100 KB',
+    request: (host) => `GET /v1/tasks HTTP/1.1\r\nHost: ${host}\r\nX-Big: ${'b'.repeat(100_000)}\r\n\r\n`,
+    status: 431,
+    code: 'TASKER_HEADERS_TOO_LARGE',
+  },
+  {
+    name: 'Content-Length with Transfer-Encoding (smuggling)',
+    request: (host) =>
+      `${head(host, ['Content-Length: 4', 'Transfer-Encoding: chunked'])}\r\n0\r\n\r\nGET /v1/tasks HTTP/1.1\r\nHost: ${host}\r\n\r\n`,
+    status: 400,
+    code: 'TASKER_BAD_REQUEST',
+  },
+  {
+    name: 'two different Content-Lengths',
+    request: (host) => `${head(host, ['Content-Length: 2', 'Content-Length: 40'])}\r\n{}`,
+    status: 400,
+    code: 'TASKER_BAD_REQUEST',
+  },
+  {
+    name: 'negative Content-Length',
+    request: (host) => `${head(host, ['Content-Length: -5'])}\r\n{}`,
+    status: 400,
+    code: 'TASKER_BAD_REQUEST',
+  },
+  {
+    name: 'NUL in a header value',
+    request: (host) => `GET /v1/tasks HTTP/1.1\r\nHost: ${host}\r\nX-Tag: a\u0000b\r\n\r\n`,
+    status: 400,
+    code: 'TASKER_BAD_REQUEST',
+  },
+  {
+    name: 'folded header (obs-fold)',
+    request: (host) => `GET /v1/tasks HTTP/1.1\r\nHost: ${host}\r\nX-Tag: a\r\n  folded\r\n\r\n`,
+    status: 400,
+    code: 'TASKER_BAD_REQUEST',
+  },
+  {
+    name: 'chunk size that is not hexadecimal',
+    request: (host) => `${head(host, ['Transfer-Encoding: chunked'])}\r\nzz\r\n{}\r\n0\r\n\r\n`,
+    status: 400,
+    code: 'TASKER_BAD_REQUEST',
+  },
+  {
+    name: 'garbage request line',
+    request: () => '\u0001\u0002 GARBAGE \u00ff\r\n\r\n',
+    status: 400,
+    code: 'TASKER_BAD_REQUEST',
+    says: 'not valid HTTP/1.1',
+  },
+  {
+    name: 'HTTP/9.9',
+    request: (host) => `GET /v1/tasks HTTP/9.9\r\nHost: ${host}\r\n\r\n`,
+    status: 400,
+    code: 'TASKER_BAD_REQUEST',
+  },
+  {
+    name: 'HTTP/1.1 without Host',
+    request: () => 'GET /v1/tasks HTTP/1.1\r\nConnection: close\r\n\r\n',
+    status: 400,
+    code: 'TASKER_BAD_REQUEST',
+    says: 'Host',
+  },
+  {
+    name: 'unknown Expect',
+    request: (host) => `${head(host, ['Expect: 200-ok', 'Content-Length: 2'])}\r\n{}`,
+    status: 417,
+    code: 'TASKER_EXPECTATION_FAILED',
+    says: '100-continue',
+  },
 ];

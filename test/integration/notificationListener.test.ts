@@ -26,6 +26,7 @@ function splitDatabase(queries: Database, listens: Pick<Database, 'openListenCon
     transaction: (fn) => queries.transaction(fn),
     openListenConnection: (handlers) => listens.openListenConnection(handlers),
     poolStats: () => queries.poolStats(),
+    cancelRunning: () => queries.cancelRunning(),
     close: () => queries.close(),
   };
 }

@@ -145,6 +145,19 @@ describe.each(BACKENDS)('send with notify on %s', (backend) => {
     expect(signals).toContainEqual({ kind: 'catch_up', queue: 'worker_early_queue' });
   });
 
+  it("answers the seed's diagnostic NOTIFY pgmq_message_ready, 'test' by looking at the orchestration queues", async () => {
+    const p = await provider();
+    await p.ensureQueue('orchestration_step_results');
+    const signals: QueueSignal[] = [];
+    await p.subscribe(['orchestration_step_results'], (signal) => signals.push(signal));
+    const received = p.notificationListener?.state.notificationsReceived ?? 0;
+    signals.length = 0;
+    await getDb().query("NOTIFY pgmq_message_ready, 'test'");
+    await waitFor(() => signals.find((s) => s.kind === 'catch_up'));
+    expect(signals).toEqual([{ kind: 'catch_up', queue: 'orchestration_step_results' }]);
+    expect(p.notificationListener?.state.notificationsReceived).toBe(received + 1);
+  });
+
   it('a delayed send says when the message will be ready', async () => {
     const p = await provider();
     const queue = 'worker_delayed_queue';

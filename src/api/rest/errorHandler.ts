@@ -60,6 +60,16 @@ function fromTaskerError(error: TaskerError): Mapped | undefined {
       internal: false,
     };
   }
+  // A statement ran past [database] statement_timeout_ms: the database is slow right now, not the request wrong.
+  if (error instanceof DatabaseError && error.code === 'TASKER_STATEMENT_TIMEOUT') {
+    return {
+      status: 503,
+      code: error.code,
+      message: 'a database statement took longer than the service allows and was cancelled; retry after 1 s',
+      headers: { 'retry-after': '1' },
+      internal: false,
+    };
+  }
   if (error instanceof DatabaseError && error.code === 'TASKER_DATABASE_UNAVAILABLE') {
     return {
       status: 503,
@@ -178,6 +188,16 @@ function mapError(error: unknown, requestId: string, bodyLimitBytes: number): Ma
   };
 }
 
+/**
+ * The error came from the request's own stream: the client closed the connection before its body arrived.
+ * Told by origin, not by code: the stream's error is an ECONNRESET, the same code a dropped database
+ * connection has.
+ */
+function isClientAbort(error: unknown, request: FastifyRequest): boolean {
+  if (error instanceof TaskerError || sqlStateOf(error) !== undefined) return false;
+  return error === request.raw.errored || request.raw.readableAborted;
+}
+
 export function sendError(
   error: unknown,
   request: FastifyRequest,
@@ -185,6 +205,29 @@ export function sendError(
   logger: Logger,
   bodyLimitBytes: number,
 ): FastifyReply {
+  if (isClientAbort(error, request)) {
+    // Routine on the internet and cheap to cause: debug, so a client aborting in a loop cannot flood the log.
+    logger.debug(
+      {
+        request_id: request.id,
+        method: request.method,
+        url: request.url,
+        err: error instanceof Error ? error.message : String(error),
+      },
+      'client disconnected before its request arrived whole',
+    );
+    // Nobody reads this answer; it is sent so that fastify finishes the request as usual.
+    void reply.header('x-request-id', request.id).header('connection', 'close');
+    return reply
+      .code(400)
+      .type('application/json; charset=utf-8')
+      .send({
+        error: {
+          code: 'TASKER_BAD_REQUEST',
+          message: 'the client closed the connection before the request arrived whole',
+        },
+      } satisfies ErrorBody);
+  }
   const mapped = mapError(error, request.id, bodyLimitBytes);
   if (mapped.internal) {
     logger.error(

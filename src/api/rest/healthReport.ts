@@ -74,10 +74,20 @@ export function workIntake(sources: HealthSources): { canReceiveWork: boolean; p
   return { canReceiveWork, problem };
 }
 
+/** The words the seed's health answers use for the database: `connected`, else `disconnected`. */
+export function databaseWord(status: ComponentStatus): 'connected' | 'disconnected' {
+  return status === 'healthy' ? 'connected' : 'disconnected';
+}
+
+/** The words the seed's health answers use for the message queue: `operational`, else `unavailable`. */
+export function messageQueueWord(status: ComponentStatus): 'operational' | 'unavailable' {
+  return status === 'healthy' ? 'operational' : 'unavailable';
+}
+
 export function databaseSection(db: Database, status: ComponentStatus) {
   const pool = db.poolStats();
   return {
-    status,
+    status: databaseWord(status),
     pool_size: pool.max,
     active_connections: Math.max(0, pool.total - pool.idle),
     idle: pool.idle,
@@ -86,10 +96,20 @@ export function databaseSection(db: Database, status: ComponentStatus) {
 }
 
 /**
- * `circuit_breakers` of /health/detailed: each breaker by name with its state (closed, open, half_open), its
- * counters and settings, and while open the seconds until trial calls.
+ * `circuit_breakers` of /health/detailed, as the seed shows it: each breaker's state by name (`"database":
+ * "closed"`); `circuit_breaker_details` has the rest.
  */
-export function circuitBreakersSection(sources: HealthSources | undefined) {
+export function circuitBreakersSection(sources: HealthSources | undefined): Record<string, string> {
+  return Object.fromEntries(
+    (sources?.circuitBreakers?.() ?? []).map((breaker) => [breaker.name, breaker.state]),
+  );
+}
+
+/**
+ * `circuit_breaker_details` of /health/detailed: each breaker by name with its state (closed, open, half_open),
+ * its counters and settings, and while open when it probes next and the seconds until trial calls.
+ */
+export function circuitBreakerDetailsSection(sources: HealthSources | undefined) {
   const iso = (date: Date | null) => date?.toISOString() ?? null;
   return Object.fromEntries(
     (sources?.circuitBreakers?.() ?? []).map((breaker) => [
@@ -103,6 +123,7 @@ export function circuitBreakersSection(sources: HealthSources | undefined) {
         half_open_timeout_seconds: breaker.halfOpenTimeoutSeconds,
         opened_at: iso(breaker.openedAt),
         half_open_at: iso(breaker.halfOpenAt),
+        next_probe_at: iso(breaker.nextProbeAt),
         trial_ends_at: iso(breaker.trialEndsAt),
         retry_after_seconds: breaker.retryAfterSeconds,
         rejected_calls: breaker.rejectedCalls,

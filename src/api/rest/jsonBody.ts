@@ -1,7 +1,8 @@
 /**
  * The only request body parser: JSON. Besides syntax it refuses what would otherwise fail deep inside the
  * stack with a 500: nesting beyond MAX_JSON_DEPTH (PostgreSQL's jsonb parser and recursive code have stack
- * limits), strings PostgreSQL cannot store (NUL, lone UTF-16 surrogates), and prototype-poisoning keys.
+ * limits), strings PostgreSQL cannot store (NUL, lone UTF-16 surrogates), prototype-poisoning keys, and
+ * numbers beyond a double's range (which would silently become null).
  */
 import { errorCodes } from 'fastify';
 import type { FastifyInstance } from 'fastify';
@@ -43,6 +44,18 @@ const UNSTORABLE = /[\u0000\p{Cs}]/u;
 
 function unstorable(value: unknown, path: string[], found: FieldProblem[]): void {
   if (found.length >= 10) return;
+  // JSON.parse turns 1e400 into Infinity, which JSON.stringify then writes as null: the value would be lost.
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) {
+      found.push({
+        field: path.join('.') || '(body)',
+        location: 'body',
+        message:
+          'is a number out of range: JSON numbers must be within ±1.7976931348623157e308; send large values as strings',
+      });
+    }
+    return;
+  }
   if (typeof value === 'string') {
     if (UNSTORABLE.test(value)) {
       found.push({
@@ -110,8 +123,9 @@ function parseJsonBody(text: string): unknown {
       },
     );
   }
-  // Cheap pre-checks: the walk runs only for bodies that could hold a problem.
-  if (/\\u0000|\\u[dD][89a-fA-F]|__proto__|constructor/.test(text)) {
+  // Cheap pre-checks: the walk runs only for bodies that could hold a problem (an exponent of 3 digits or 309
+  // digits in a row may be a number beyond a double's range).
+  if (/\\u0000|\\u[dD][89a-fA-F]|__proto__|constructor|[eE]\+?\d{3}|\d{309}/.test(text)) {
     const problems: FieldProblem[] = [];
     unstorable(value, [], problems);
     if (problems.length > 0) {

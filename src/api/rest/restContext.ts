@@ -1,4 +1,5 @@
 import type { Database } from '../../db/database.ts';
+import type { TaskLimits } from '../../domain/limits.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { TaskerMetrics } from '../../observability/metrics.ts';
 import type { TaskerTracing } from '../../observability/tracing.ts';
@@ -11,6 +12,8 @@ export interface RestContext {
   logger: Logger;
   /** Shared by task creation and the 201 answer (which reads the template createTask just cached). */
   templates: TemplateCache;
+  /** `[limits]` task creation enforces. */
+  limits: TaskLimits;
   processorUuid: string | undefined;
   /** Seconds to wait when load must be shed, or null. */
   backpressure: () => number | null;

@@ -2,13 +2,15 @@
  * The orchestration REST API v1 as a fastify app, built and ready for the service process to `.listen()`.
  * See docs/api.md for the endpoints and docs/errors.md for the error codes.
  */
-import { randomUUID } from 'node:crypto';
+import { DEFAULT_TASK_LIMITS } from '../../domain/limits.ts';
+import type { TaskLimits } from '../../domain/limits.ts';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify from 'fastify';
 import type { FastifyInstance, RawServerDefault } from 'fastify';
-import type { IncomingMessage } from 'node:http';
 import type { Database } from '../../db/database.ts';
+import type { Authenticator } from '../auth/authenticator.ts';
+import { registerRouteAccess, SECURITY_SCHEMES } from '../auth/routeAccess.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { silentLogger } from '../../observability/logger.ts';
 import type { TaskerMetrics } from '../../observability/metrics.ts';
@@ -29,7 +31,7 @@ import { registerStepRoutes } from './routes/stepRoutes.ts';
 import { registerTaskRoutes } from './routes/taskRoutes.ts';
 import { registerTemplateRoutes } from './routes/templateRoutes.ts';
 import type { TaskCompletionWaiter } from './taskCompletionWaiter.ts';
-import { validatorCompiler } from './validation.ts';
+import { hardenHttp, protocolOptions } from './httpProtocol.ts';
 
 export interface RestServerOptions {
   db: Database;
@@ -37,6 +39,8 @@ export interface RestServerOptions {
   logger?: Logger;
   /** Where task creation looks templates up. @defaultValue a TemplateCache of this server with default settings */
   templates?: TemplateCache;
+  /** `[limits]` task creation enforces. @defaultValue DEFAULT_TASK_LIMITS */
+  limits?: TaskLimits;
   /** Recorded on the transitions this API causes (create, cancel, step actions). */
   processorUuid?: string;
   /** Larger bodies are refused with 413. @defaultValue 1048576 (1 MiB) */
@@ -71,18 +75,15 @@ export interface RestServerOptions {
    * @defaultValue none: no spans
    */
   tracing?: TaskerTracing;
+  /**
+   * Credentials each route needs (`[orchestration.web.auth]`), checked before the body is read.
+   * @defaultValue none: every route open
+   */
+  auth?: Authenticator;
 }
 
 const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
-
-const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-
-/** A caller's X-Request-Id is kept when it is harmless in logs; otherwise a fresh UUID. */
-function requestIdOf(request: IncomingMessage): string {
-  const header = request.headers['x-request-id'];
-  return typeof header === 'string' && SAFE_REQUEST_ID.test(header) ? header : randomUUID();
-}
 
 function defaultBackpressure(db: Database): () => number | null {
   return () => {
@@ -99,6 +100,7 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
     db: options.db,
     logger,
     templates: options.templates ?? new TemplateCache(),
+    limits: options.limits ?? DEFAULT_TASK_LIMITS,
     processorUuid: options.processorUuid,
     backpressure: options.backpressure ?? defaultBackpressure(options.db),
     completionWaiter: options.taskCompletionWaiter,
@@ -113,7 +115,7 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
     handlerTimeout: timeoutMs,
     // Socket level: the whole request must arrive within the same time.
     requestTimeout: timeoutMs,
-    genReqId: requestIdOf,
+    ...protocolOptions(logger),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 100 },
     // Bad percent-encoding and over-long path parameters: same error body as everything else.
     frameworkErrors: (error, request, reply) => {
@@ -123,13 +125,11 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
 
   const routes = new RouteTable();
   routes.track(app);
-  app.setValidatorCompiler(validatorCompiler);
+  hardenHttp(app, logger);
   registerJsonBodyParser(app, bodyLimit);
+  // After the request-id hook (refusals carry the id), before any route (each must declare its access).
+  registerRouteAccess(app, options.auth);
 
-  app.addHook('onRequest', (request, reply, done) => {
-    void reply.header('x-request-id', request.id);
-    done();
-  });
   app.addHook('onResponse', (request, reply, done) => {
     if (logger.isLevelEnabled('debug')) {
       logger.debug(
@@ -153,8 +153,10 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
     const path = request.url.split('?')[0] ?? request.url;
     const allowed = routes.allowedMethods(path);
     if (allowed.includes('GET') && !allowed.includes('HEAD')) allowed.push('HEAD');
+    // A route with this method matched and found nothing (a missing file under /api-docs/static/): a 404.
+    const routeMatched = allowed.includes(request.method);
     const error =
-      allowed.length > 0
+      allowed.length > 0 && !routeMatched
         ? new ApiError(
             405,
             'TASKER_METHOD_NOT_ALLOWED',
@@ -164,7 +166,9 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
         : new ApiError(
             404,
             'TASKER_ROUTE_NOT_FOUND',
-            `no route ${request.method} ${quoteInput(path, 120)}; the API is under /v1 (see /api-docs for every route)`,
+            routeMatched
+              ? `nothing at ${quoteInput(path, 120)}; check the path (see /api-docs for every route)`
+              : `no route ${request.method} ${quoteInput(path, 120)}; the API is under /v1 (see /api-docs for every route)`,
           );
     return sendError(error, request, reply, logger, bodyLimit);
   });
@@ -172,6 +176,7 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.0.3',
+      components: { securitySchemes: SECURITY_SCHEMES },
       info: {
         title: 'Tasker orchestration API',
         version: options.version ?? '0.0.0',

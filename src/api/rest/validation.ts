@@ -21,7 +21,7 @@ const ISO_TIMESTAMP =
  * An ISO-8601 date or date-time PostgreSQL's timestamptz accepts as it is: a real calendar day, year
  * 1..9999, an offset within ±15:59. Date.parse alone is lenient (it turns February 31 into March 3).
  */
-export function isIsoTimestamp(value: string): boolean {
+function isIsoTimestamp(value: string): boolean {
   const m = ISO_TIMESTAMP.exec(value);
   if (m === null) return false;
   const n = (index: number): number => Number(m[index] ?? 0);
@@ -114,7 +114,9 @@ function messageOf(error: ErrorObject, location: Location): string {
     case 'additionalProperties': {
       const allowed = Object.keys((parent?.properties as Record<string, unknown> | undefined) ?? {});
       const what = location === 'query' ? 'query parameter' : 'field';
-      return `is not a known ${what}${allowed.length > 0 ? `; allowed: ${allowed.join(', ')}` : ''}`;
+      const known =
+        allowed.length > 0 ? `; allowed: ${allowed.join(', ')}` : `; this route takes no ${what}s`;
+      return `is not a known ${what}${known}`;
     }
     case 'enum':
       return `must be one of: ${(params.allowedValues as unknown[]).map(String).join(', ')} (got ${quoteInput(error.data)})`;

@@ -318,7 +318,8 @@ $$;
 -- handler sees as its dependency results. Only complete and resolved_manually ancestors contribute; step names are
 -- unique within a task. complete_manually (an operator's action) sets results, so dependents see it exactly like a
 -- handler's result.
--- The graph is walked one level per query, at most 100 levels, through workflow_step_edges_to_idx: it includes
+-- Every ancestor, however deep: the walk ends because each level adds only steps not seen before, and a task's steps
+-- are bounded at creation. The graph is walked one level per query through workflow_step_edges_to_idx: it includes
 -- from_step_uuid, so each lookup of a step's parents is an index-only scan. Not a recursive CTE, which is planned as
 -- hash joins over whole tables when statistics are missing (~1 ms on a few thousand steps). STABLE: it only reads.
 -- Callers: claim_steps, complete_many_and_claim (for the steps they return).
@@ -330,7 +331,6 @@ DECLARE
   v_frontier uuid[] := ARRAY[p_step];
   v_all uuid[] := '{}';
   v_next uuid[];
-  v_depth integer := 0;
   v_result jsonb;
 BEGIN
   LOOP
@@ -343,8 +343,6 @@ BEGIN
     EXIT WHEN v_next IS NULL;
     v_all := v_all || v_next;
     v_frontier := v_next;
-    v_depth := v_depth + 1;
-    EXIT WHEN v_depth >= 100;
   END LOOP;
   IF cardinality(v_all) = 0 THEN
     RETURN '{}';

@@ -120,6 +120,35 @@ function collectFiles(searchPaths: readonly string[], problems: TemplateProblem[
 }
 
 /**
+ * The rule that a namespace, name and version identify one template, wherever templates come from (YAML files,
+ * workflows in code): remembers where each was defined and refuses a second definition.
+ */
+export class TemplateDefinitions {
+  private readonly definedIn = new Map<string, string>();
+
+  /**
+   * Records `template` as defined in `source` (a file, or a description such as "workflow x@1.0.0"); a second
+   * definition adds a problem naming both and answers false.
+   */
+  add(template: TaskTemplate, source: string, problems: TemplateProblem[]): boolean {
+    const identity = `${template.namespace}/${template.name} version ${template.version}`;
+    const first = this.definedIn.get(identity);
+    if (first !== undefined) {
+      problems.push(
+        wholeFileProblem(
+          source,
+          `template ${identity} is also defined in ${first}; a namespace, name and version identify one template`,
+          'give one of them a new version (or name), or remove one definition',
+        ),
+      );
+      return false;
+    }
+    this.definedIn.set(identity, source);
+    return true;
+  }
+}
+
+/**
  * Reads and validates every template under the search paths (files, or folders read recursively for
  * `.yml`/`.yaml` files). Problems from every file are gathered before anything is returned.
  * @throws TemplateError (TASKER_INVALID_TEMPLATE) listing every problem in every file, a search path that
@@ -132,7 +161,7 @@ export function loadTemplates(
   const problems: TemplateProblem[] = [];
   const files = collectFiles(searchPaths, problems);
   const templates: TaskTemplate[] = [];
-  const definedIn = new Map<string, string>();
+  const definitions = new TemplateDefinitions();
   for (const file of files) {
     let text: string;
     try {
@@ -151,19 +180,7 @@ export function loadTemplates(
       problems.push(...error.problems);
       continue;
     }
-    const identity = `${template.namespace}/${template.name} version ${template.version}`;
-    const first = definedIn.get(identity);
-    if (first !== undefined) {
-      problems.push(
-        wholeFileProblem(
-          file,
-          `template ${identity} is also defined in ${first}; a namespace, name and version identify one template`,
-          'give one of them a new version (or name), or remove the copy',
-        ),
-      );
-      continue;
-    }
-    definedIn.set(identity, file);
+    if (!definitions.add(template, file, problems)) continue;
     templates.push(template);
   }
   if (problems.length > 0) throw new TemplateError(problems);

@@ -14,7 +14,12 @@ import type {
   SendOptions,
   Subscription,
 } from '../messagingProvider.ts';
-import { assertValidQueueName, messageReadyChannel, queueNamespace } from '../queueName.ts';
+import {
+  assertValidQueueName,
+  MESSAGE_READY_CHANNEL,
+  messageReadyChannel,
+  queueNamespace,
+} from '../queueName.ts';
 import { NotificationListener } from './notificationListener.ts';
 import type { NotificationListenerOptions } from './notificationListener.ts';
 
@@ -222,9 +227,18 @@ export class PgmqMessagingProvider implements MessagingProvider {
     const catchUp = (): void => {
       for (const queue of wanted) onSignal({ kind: 'catch_up', queue });
     };
-    const unsubscribers = await Promise.all(
-      channels.map((channel) => listener.subscribe(channel, onPayload)),
-    );
+    // The bare channel carries every queue's signals as well (DESIGN §3), which the namespaced channels above
+    // already deliver; what only it carries is a hand-sent diagnostic (the seed's `NOTIFY pgmq_message_ready,
+    // 'test'`), which makes an orchestrator look at its queues. Workers do not listen to it: they would receive
+    // every namespace's signals.
+    const onBare = (payload: string): void => {
+      if (parseSignal(payload) === null) catchUp();
+    };
+    const listensBare = queues.some((queue) => queueNamespace(queue) === 'orchestration');
+    const unsubscribers = await Promise.all([
+      ...channels.map((channel) => listener.subscribe(channel, onPayload)),
+      ...(listensBare ? [listener.subscribe(MESSAGE_READY_CHANNEL, onBare)] : []),
+    ]);
     const offConnected = listener.onConnected(catchUp);
     // Messages sent before this subscription existed get no notification: read them now.
     if (listener.state.connected) catchUp();
@@ -239,6 +253,10 @@ export class PgmqMessagingProvider implements MessagingProvider {
     };
     this.subscriptions.add(subscription);
     return subscription;
+  }
+
+  async probe(): Promise<void> {
+    await this.db.query('SELECT 1 FROM pgmq.meta LIMIT 1');
   }
 
   async health(): Promise<MessagingHealth> {

@@ -39,6 +39,7 @@ function faultyDatabase(db: Database, matches: RegExp, fault: () => Promise<neve
     transaction: (fn) => db.transaction(fn),
     openListenConnection: (handlers) => db.openListenConnection(handlers),
     poolStats: () => db.poolStats(),
+    cancelRunning: () => db.cancelRunning(),
     close: () => Promise.resolve(),
   };
 }

@@ -525,6 +525,39 @@ describe('GET /v1/tasks/{uuid}?wait=N', () => {
     }
   });
 
+  it('serves waiters with one batched check instead of a read per waiter, and refuses waiters beyond the cap', async () => {
+    const api = getApi();
+    // No listener: only the batched check can wake them.
+    const waiter = new TaskCompletionWaiter(null, undefined, { db: api.db, recheckMs: 100, maxWaiters: 2 });
+    const app = await buildRestServer({ db: api.db, taskCompletionWaiter: waiter });
+    try {
+      const url = await listenLocally(app);
+      const created = await api.post<TaskView>('/v1/tasks', slow(300));
+      const uuid = created.body.task_uuid;
+      const waits = [fetch(`${url}/v1/tasks/${uuid}?wait=20`), fetch(`${url}/v1/tasks/${uuid}?wait=20`)];
+      for (let i = 0; i < 100 && waiter.waiting < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(waiter.waiting).toBe(2);
+      const refused = await fetch(`${url}/v1/tasks/${uuid}?wait=20`);
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(((await refused.json()) as ErrorBody).error).toMatchObject({
+        code: 'TASKER_SERVICE_OVERLOADED',
+        message: expect.stringContaining('[orchestration.web] max_waiting_requests') as unknown,
+      });
+      // Without wait, the same request is answered at once.
+      expect((await fetch(`${url}/v1/tasks/${uuid}`)).status).toBe(200);
+      const answers = await Promise.all(waits);
+      for (const answer of answers) {
+        expect(answer.status).toBe(200);
+        expect(((await answer.json()) as TaskView).status).toBe('complete');
+      }
+      expect(waiter.waiting).toBe(0);
+    } finally {
+      await app.close();
+      await waiter.stop();
+    }
+  });
+
   it('gives up after N seconds with the task as it is, and refuses waits over 60 s', async () => {
     const api = getApi();
     const created = await api.post<TaskView>('/v1/tasks', slow(3000));
@@ -577,7 +610,11 @@ describe('POST /v1/tasks?wait=N: create and await the result in one request', ()
       const response = await api.post<ErrorBody>(`/v1/tasks?wait=${bad}`, slow);
       expect(response.status, bad).toBe(400);
       expect(response.body.error.code).toBe('TASKER_INVALID_REQUEST');
-      expect(response.body.error.message).toContain('query parameter wait must be a whole number of seconds');
+      // The same validator and wording as the wait of GET /v1/tasks/{uuid}: the route's query schema.
+      expect(response.body.error.message).toMatch(/^invalid query parameter: wait must be /);
+      expect(response.body.error.details?.fields).toEqual([
+        expect.objectContaining({ field: 'wait', location: 'query' }),
+      ]);
     }
     expect((await api.delete(`/v1/tasks/${created.body.task_uuid}`)).status).toBe(200);
   });

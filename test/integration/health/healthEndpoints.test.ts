@@ -86,8 +86,9 @@ describe('health endpoints', () => {
     expect(body).toEqual({
       status: 'healthy',
       timestamp: anyString,
-      database: 'healthy',
-      message_queue: 'healthy',
+      // The seed's words (docs/deployment-patterns "Health Check Endpoints").
+      database: 'connected',
+      message_queue: 'operational',
       circuit_breakers: { database: 'closed', message_queue: 'closed' },
     });
     expect(Math.abs(Date.parse(body.timestamp as string) - Date.now())).toBeLessThan(60_000);
@@ -106,7 +107,7 @@ describe('health endpoints', () => {
       deployment_mode: config.orchestration.deployment_mode,
       version: anyString,
       uptime_seconds: anyNumber,
-      message_queue: 'healthy',
+      message_queue: 'operational',
       event_listeners: { enabled: true, active: true, status: 'connected', notifications_verified: true },
       // Hybrid with working listeners: polling is the safety net, not the active path.
       polling: {
@@ -116,13 +117,15 @@ describe('health endpoints', () => {
         mode_switches: 0,
       },
       database: {
-        status: 'healthy',
+        status: 'connected',
         pool_size: config.database.max_connections,
         active_connections: anyNumber,
         idle: anyNumber,
         waiting: anyNumber,
       },
-      circuit_breakers: {
+      // As the seed shows it, with the details beside it.
+      circuit_breakers: { database: 'closed', message_queue: 'closed' },
+      circuit_breaker_details: {
         database: {
           state: 'closed',
           enabled: config.circuit_breakers.database.enabled,
@@ -192,7 +195,7 @@ describe('health endpoints', () => {
       deployment_mode: loaded.config.worker.deployment_mode,
       event_listeners: { active: true },
       polling: { enabled: loaded.config.worker.hybrid.enable_polling_fallback, active: false },
-      database: { status: 'healthy', pool_size: loaded.config.database.max_connections },
+      database: { status: 'connected', pool_size: loaded.config.database.max_connections },
       worker: {
         id: worker.worker.id,
         namespaces: worker.worker.namespaces,
@@ -276,12 +279,12 @@ describe('orchestration whose database is gone', () => {
     expect(health.status).toBe(503);
     expect(health.body).toMatchObject({
       status: 'unhealthy',
-      database: 'unhealthy',
-      message_queue: 'unhealthy',
+      database: 'disconnected',
+      message_queue: 'unavailable',
     });
     const detailed = await get(`${url}/health/detailed`);
     expect(detailed.status).toBe(503);
-    expect(detailed.body.database).toMatchObject({ status: 'unhealthy' });
+    expect(detailed.body.database).toMatchObject({ status: 'disconnected' });
     expect((await get(`${url}/health/live`)).status).toBe(200);
   }, 30_000);
 });

@@ -86,13 +86,13 @@ describe('orchestration /health with [orchestration.health] hysteresis', () => {
     await proxy.cut();
     const during = [await health(url), await health(url), await health(url)];
     // The live component says what is wrong at once; the status waits for the threshold.
-    expect(during.map((a) => a.body.database)).toEqual(['unhealthy', 'unhealthy', 'unhealthy']);
+    expect(during.map((a) => a.body.database)).toEqual(['disconnected', 'disconnected', 'disconnected']);
     expect(during.map((a) => a.status)).toEqual([200, 200, 503]);
     expect(during.map((a) => a.body.status)).toEqual(['healthy', 'healthy', 'unhealthy']);
 
     await proxy.restore();
     const first = await health(url);
-    expect(first.body.database).toBe('healthy');
+    expect(first.body.database).toBe('connected');
     expect(first.status).toBe(503);
     const second = await health(url);
     expect(second.status).toBe(200);

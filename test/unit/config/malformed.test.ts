@@ -13,12 +13,13 @@ import { configProblems, configRoot, tempDir } from './configTestKit.ts';
 
 const PROD = 'environments/production';
 const TOP_KEYS =
-  'database, messaging, pgmq, rabbitmq, orchestration, worker, circuit_breakers, executor_pools, telemetry';
+  'database, limits, messaging, pgmq, rabbitmq, orchestration, worker, circuit_breakers, executor_pools, telemetry';
 const POLLING_KEYS =
   'task_request_poll_interval_ms, step_result_poll_interval_ms, finalization_poll_interval_ms, batch_size, ' +
   'max_messages_per_poll, error_backoff_base_ms, error_backoff_max_ms, error_backoff_multiplier';
 const DATABASE_KEYS =
-  'url, listen_url, max_connections, min_connections, connection_timeout_ms, idle_timeout_seconds, max_lifetime_seconds, query_cache';
+  'url, listen_url, max_connections, min_connections, connection_timeout_ms, idle_timeout_seconds, max_lifetime_seconds, ' +
+  'statement_timeout_ms, idle_in_transaction_timeout_ms, query_cache';
 const CHANNELS =
   'channels: pgmq_message_ready, pgmq_message_ready.<namespace>, pgmq_message_ready.* or pgmq_queue_created';
 const MODES = '"Hybrid", "EventDrivenOnly", "PollingOnly"';

@@ -195,6 +195,8 @@ describe('seed snippets loaded over the shipped base', () => {
       connection_timeout_ms: 5000,
       idle_timeout_seconds: 600,
       max_lifetime_seconds: 1800,
+      statement_timeout_ms: 30000, // not in the seed: Tasker's own bound on every statement
+      idle_in_transaction_timeout_ms: 60000,
       query_cache: { enabled: true, max_size: 1000, ttl_seconds: 300 },
     });
     // What the pool is actually given.
@@ -204,6 +206,8 @@ describe('seed snippets loaded over the shipped base', () => {
       connectionTimeoutMs: 5000,
       idleTimeoutSeconds: 600,
       maxLifetimeSeconds: 1800,
+      statementTimeoutMs: 30000,
+      idleInTransactionTimeoutMs: 60000,
       listenUrl: '',
     });
     expect(loaded.provenance.get('database.query_cache.enabled')).toBe(
@@ -282,7 +286,10 @@ describe('seed snippets loaded over the shipped base', () => {
   it('the shipped production environment holds the seed values', () => {
     const shipped = loadConfig({ env: { TASKER_ENV: 'production' }, cwd: REPO_ROOT }).config;
     const seed = seedRoot('production').load({ TASKER_ENV: 'production' }).config;
-    expect(shipped.orchestration).toEqual(seed.orchestration);
+    // Beyond the seed (which predates auth): production requires credentials (docs/security.md).
+    expect(shipped.orchestration.web.auth.enabled).toBe(true);
+    const withSeedAuth = { ...shipped.orchestration.web, auth: seed.orchestration.web.auth };
+    expect({ ...shipped.orchestration, web: withSeedAuth }).toEqual(seed.orchestration);
     expect(shipped.circuit_breakers).toEqual(seed.circuit_breakers);
     expect(shipped.executor_pools).toEqual(seed.executor_pools);
     expect({ ...shipped.database, url: 'ignored' }).toEqual({ ...seed.database, url: 'ignored' });

@@ -22,4 +22,19 @@ describe('secret redaction', () => {
     expect(redacted).toContain('postgres://a:***@h1/db');
     expect(redacted).toContain('postgresql://c:***@h3:5432/x');
   });
+
+  it('hides passwords with an unencoded @, and credentials given as query parameters', () => {
+    expect(redactUrl('postgres://root:P@W@db:5432/prod')).toBe('postgres://root:***@db:5432/prod');
+    expect(redactUrl('postgres://root@db/prod?password=hunter2&sslmode=require')).toBe(
+      'postgres://root@db/prod?password=***&sslmode=require',
+    );
+    expect(redactUrl('postgres://db/prod?sslmode=require&PASSWORD=hunter2')).toBe(
+      'postgres://db/prod?sslmode=require&PASSWORD=***',
+    );
+    expect(redactUrl('postgres://u:a@b@db/x?sslpassword=k3y')).toBe('postgres://u:***@db/x?sslpassword=***');
+    const text = 'cannot reach postgres://root:P@W@db/x?password=hunter2 (and amqp://g:s3@c@r/%2F)';
+    const redacted = redactSecrets(text);
+    for (const secret of ['P@W', 'hunter2', 's3@c']) expect(redacted).not.toContain(secret);
+    expect(redacted).toBe('cannot reach postgres://root:***@db/x?password=*** (and amqp://g:***@r/%2F)');
+  });
 });

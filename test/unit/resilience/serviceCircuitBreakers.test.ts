@@ -55,14 +55,19 @@ enabled = false
     now += 7_000;
     await breakers.database.execute(() => Promise.resolve());
     expect(logs.entries.map((e) => [e.level, e.msg, e.breaker, e.to])).toEqual([
-      [LOG_LEVEL.warn, 'circuit breaker opened: calls fail fast until the trial period', 'database', 'open'],
+      [
+        LOG_LEVEL.warn,
+        'circuit breaker opened: calls fail fast until a probe finds the dependency back',
+        'database',
+        'open',
+      ],
       [LOG_LEVEL.info, 'circuit breaker half-open: letting trial calls through', 'database', 'half_open'],
       [LOG_LEVEL.info, 'circuit breaker closed: the dependency answers again', 'database', 'closed'],
     ]);
     expect(logs.entries[0]).toMatchObject({
       consecutive_failures: 2,
       last_error: 'ECONNREFUSED',
-      retry_after_seconds: 7,
+      max_open_seconds: 7,
       reason: 'error_threshold_reached',
     });
 

@@ -92,7 +92,7 @@ describe('loadTemplates', () => {
         line: null,
         column: null,
         message: `template loader/refund version 1.0.0 is also defined in ${join(dir, 'first', 'refund.yaml')}; a namespace, name and version identify one template`,
-        hint: 'give one of them a new version (or name), or remove the copy',
+        hint: 'give one of them a new version (or name), or remove one definition',
       },
     ]);
   });

@@ -341,7 +341,7 @@ describe('handlers modules with workflows', () => {
     );
     expect(error).toBeInstanceOf(TemplateError);
     expect((error as TemplateError).message).toContain(
-      'workflow typed_flows/typed_diamond@1.0.0: template typed_flows/typed_diamond version 1.0.0 is also defined by a YAML template under templates/',
+      'workflow typed_flows/typed_diamond@1.0.0: template typed_flows/typed_diamond version 1.0.0 is also defined in a YAML template under templates/',
     );
   });
 });

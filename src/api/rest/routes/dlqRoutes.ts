@@ -72,6 +72,7 @@ export function registerDlqRoutes(app: FastifyInstance, ctx: RestContext): void 
   app.get<{ Querystring: DlqListQuery }>(
     '/v1/dlq',
     {
+      config: { access: { permission: 'dlq:read' } },
       schema: {
         tags: ['dlq'],
         summary: 'List DLQ entries',
@@ -118,6 +119,7 @@ export function registerDlqRoutes(app: FastifyInstance, ctx: RestContext): void 
   app.get(
     '/v1/dlq/stats',
     {
+      config: { access: { permission: 'dlq:stats' } },
       schema: {
         tags: ['dlq'],
         summary: 'DLQ statistics',
@@ -143,6 +145,7 @@ export function registerDlqRoutes(app: FastifyInstance, ctx: RestContext): void 
   app.get<{ Params: { dlq_entry_uuid: string } }>(
     '/v1/dlq/entry/:dlq_entry_uuid',
     {
+      config: { access: { permission: 'dlq:read' } },
       schema: {
         tags: ['dlq'],
         summary: 'Get a DLQ entry',
@@ -160,6 +163,7 @@ export function registerDlqRoutes(app: FastifyInstance, ctx: RestContext): void 
   app.get<{ Params: { task_uuid: string } }>(
     '/v1/dlq/task/:task_uuid',
     {
+      config: { access: { permission: 'dlq:read' } },
       schema: {
         tags: ['dlq'],
         summary: "A task's DLQ entries",
@@ -181,6 +185,7 @@ export function registerDlqRoutes(app: FastifyInstance, ctx: RestContext): void 
   app.patch<{ Params: { dlq_entry_uuid: string }; Body: DlqUpdate }>(
     '/v1/dlq/entry/:dlq_entry_uuid',
     {
+      config: { access: { permission: 'dlq:update' } },
       schema: {
         tags: ['dlq'],
         summary: 'Resolve a DLQ entry',

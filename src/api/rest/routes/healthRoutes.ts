@@ -4,7 +4,10 @@ import type { Logger } from '../../../observability/logger.ts';
 import type { RestContext } from '../restContext.ts';
 import {
   circuitBreakerStates,
+  circuitBreakerDetailsSection,
   circuitBreakersSection,
+  databaseWord,
+  messageQueueWord,
   componentStatus,
   databaseCheck,
   databaseSection,
@@ -55,6 +58,8 @@ const readySchema = {
 } as const;
 
 const componentEnum = { type: 'string', enum: ['healthy', 'unhealthy'] } as const;
+const databaseEnum = { type: 'string', enum: ['connected', 'disconnected'] } as const;
+const messageQueueEnum = { type: 'string', enum: ['operational', 'unavailable'] } as const;
 
 const basicSchema = {
   type: 'object',
@@ -62,8 +67,8 @@ const basicSchema = {
   properties: {
     status: componentEnum,
     timestamp: { type: 'string', format: 'date-time' },
-    database: componentEnum,
-    message_queue: componentEnum,
+    database: databaseEnum,
+    message_queue: messageQueueEnum,
     message: { type: 'string' },
     circuit_breakers: { type: 'object', additionalProperties: { type: 'string' } },
   },
@@ -81,11 +86,12 @@ const detailedSchema = {
     uptime_seconds: { type: 'number' },
     deployment_mode: { type: 'string' },
     message: { type: 'string' },
-    message_queue: componentEnum,
+    message_queue: messageQueueEnum,
     event_listeners: { type: 'object', additionalProperties: true },
     polling: { type: 'object', additionalProperties: true },
     database: { type: 'object', additionalProperties: true },
-    circuit_breakers: { type: 'object', additionalProperties: true },
+    circuit_breakers: { type: 'object', additionalProperties: { type: 'string' } },
+    circuit_breaker_details: { type: 'object', additionalProperties: true },
     executors: { type: 'object', additionalProperties: true },
     health_evaluation: { type: 'object', additionalProperties: true },
   },
@@ -146,6 +152,7 @@ export function registerHealthRoutes(
   app.get(
     '/health/live',
     {
+      config: { access: 'public' },
       schema: {
         tags: ['health'],
         summary: 'Liveness probe',
@@ -188,6 +195,7 @@ export function registerHealthRoutes(
   app.get(
     '/health',
     {
+      config: { access: 'public' },
       schema: {
         tags: ['health'],
         summary: 'Basic health',
@@ -202,8 +210,8 @@ export function registerHealthRoutes(
       return reply.code(status === 'healthy' ? 200 : 503).send({
         status,
         timestamp: new Date().toISOString(),
-        database,
-        message_queue: messageQueue,
+        database: databaseWord(database),
+        message_queue: messageQueueWord(messageQueue),
         circuit_breakers: breakers,
         ...(intake?.problem != null && { message: intake.problem }),
       });
@@ -213,6 +221,7 @@ export function registerHealthRoutes(
   app.get(
     '/health/detailed',
     {
+      config: { access: 'operational' },
       schema: {
         tags: ['health'],
         summary: 'Detailed health',
@@ -239,8 +248,9 @@ export function registerHealthRoutes(
           polling: pollingSection(sources),
         }),
         database: databaseSection(ctx.db, database),
-        message_queue: messageQueue,
+        message_queue: messageQueueWord(messageQueue),
         circuit_breakers: circuitBreakersSection(sources),
+        circuit_breaker_details: circuitBreakerDetailsSection(sources),
         ...(sources?.executors !== undefined && { executors: sources.executors() }),
       });
     },
@@ -257,6 +267,7 @@ export function registerHealthRoutes(
   app.get(
     '/health/ready',
     {
+      config: { access: 'public' },
       schema: {
         tags: ['health'],
         summary: 'Readiness probe',

@@ -21,7 +21,7 @@ export function registerMetricsRoute(app: FastifyInstance, metrics: TaskerMetric
   app.get(
     '/metrics',
     // Not part of the task API: documented in docs/operations.md, kept out of the OpenAPI document.
-    { schema: { hide: true } },
+    { config: { access: 'operational' }, schema: { hide: true } },
     async (_request, reply) => {
       const body = await metrics.text();
       return reply.header('content-type', metrics.contentType).send(body);

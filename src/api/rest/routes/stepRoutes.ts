@@ -80,6 +80,7 @@ export function registerStepRoutes(app: FastifyInstance, ctx: RestContext): void
   app.get<{ Params: { task_uuid: string } }>(
     '/v1/tasks/:task_uuid/workflow_steps',
     {
+      config: { access: { permission: 'steps:read' } },
       schema: {
         tags: ['steps'],
         summary: "List a task's steps",
@@ -98,6 +99,7 @@ export function registerStepRoutes(app: FastifyInstance, ctx: RestContext): void
   app.get<{ Params: StepParams }>(
     '/v1/tasks/:task_uuid/workflow_steps/:step_uuid',
     {
+      config: { access: { permission: 'steps:read' } },
       schema: {
         tags: ['steps'],
         summary: 'Get a step',
@@ -114,6 +116,7 @@ export function registerStepRoutes(app: FastifyInstance, ctx: RestContext): void
   app.patch<{ Params: StepParams; Body: StepActionBody }>(
     '/v1/tasks/:task_uuid/workflow_steps/:step_uuid',
     {
+      config: { access: { permission: 'steps:resolve' } },
       schema: {
         tags: ['steps'],
         summary: 'Act on a step (operator)',

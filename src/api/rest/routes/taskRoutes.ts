@@ -3,10 +3,10 @@ import { cancelTask } from '../../../db/queries/orchestrationQueues.ts';
 import { getTaskSnapshot, getTaskView, listTaskSummaries } from '../../../db/queries/taskViews.ts';
 import type { TaskViewRow } from '../../../db/queries/taskViews.ts';
 import { TERMINAL_TASK_STATES } from '../../../domain/state/taskStates.ts';
-import { ConflictError, NotFoundError, ValidationError } from '../../../domain/errors.ts';
+import { ConflictError, NotFoundError } from '../../../domain/errors.ts';
 import { initializeTask } from '../../../orchestration/taskInitializer.ts';
-import { ApiError, quoteInput } from '../apiError.ts';
-import { isIsoTimestamp, isoTimestampToDate } from '../validation.ts';
+import { ApiError } from '../apiError.ts';
+import { isoTimestampToDate, validatorCompiler } from '../validation.ts';
 import { createdTaskView } from '../createdTaskView.ts';
 import type { RestContext } from '../restContext.ts';
 import { errorResponses, taskUuidParams } from '../schemas/common.ts';
@@ -37,41 +37,13 @@ export function taskNotFound(taskUuid: string): NotFoundError {
   );
 }
 
-/**
- * What parseTaskRequest lets through but the database would refuse (a requested_at in year 0, or with an
- * offset PostgreSQL cannot represent), and bodies that are not objects, said plainly. Same error code.
- */
-function precheckTaskRequest(body: unknown): void {
-  if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
-    const requestedAt = (body as { requested_at?: unknown }).requested_at;
-    if (typeof requestedAt === 'string' && !isIsoTimestamp(requestedAt)) {
-      const message = `must be an ISO-8601 date-time with offset between years 1 and 9999, such as 2026-03-01T12:00:00Z (got ${quoteInput(requestedAt)})`;
-      throw new ValidationError(
-        'TASKER_INVALID_TASK_REQUEST',
-        `invalid task request: requested_at ${message}`,
-        {
-          details: { fields: [{ field: 'requested_at', location: 'body', message }] },
-        },
-      );
-    }
-    return;
-  }
-  const found =
-    body === undefined
-      ? 'no body'
-      : Array.isArray(body)
-        ? 'an array'
-        : body === null
-          ? 'null'
-          : `a ${typeof body}`;
-  throw new ValidationError(
-    'TASKER_INVALID_TASK_REQUEST',
-    `the request body must be a JSON object such as {"namespace": "payments", "name": "process_refund", "version": "1.0.0", "context": {...}}; got ${found}`,
-    {
-      details: {
-        fields: [{ field: '(body)', location: 'body', message: `must be a JSON object (got ${found})` }],
-      },
-    },
+/** The answer to cancelling a task that is already finished (`already_<state>` from tasker.cancel_task). */
+export function taskAlreadyFinished(taskUuid: string, outcome: `already_${string}`): ConflictError {
+  const state = outcome.slice('already_'.length);
+  return new ConflictError(
+    'TASKER_TASK_TERMINAL',
+    `task ${taskUuid} is already ${state} and cannot be cancelled; only unfinished tasks can be`,
+    { details: { task_uuid: taskUuid, status: state } },
   );
 }
 
@@ -91,21 +63,6 @@ const waitQuerySchema = {
   },
 } as const;
 
-/**
- * `?wait=` of POST /v1/tasks, checked by hand: that route validates its body with the domain's parser (and
- * so turns fastify's schema validation off), which would let any query through.
- */
-function parseWaitSeconds(raw: unknown): number {
-  if (raw === undefined || raw === '') return 0;
-  const value = typeof raw === 'string' && /^\d{1,3}$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!Number.isInteger(value) || value > MAX_WAIT_SECONDS) {
-    const message = `must be a whole number of seconds from 0 to ${MAX_WAIT_SECONDS} (got ${quoteInput(typeof raw === 'string' ? raw : JSON.stringify(raw))})`;
-    throw new ApiError(400, 'TASKER_INVALID_REQUEST', `query parameter wait ${message}`, {
-      details: { fields: [{ field: 'wait', location: 'querystring', message }] },
-    });
-  }
-  return value;
-}
 const POLL_MS = 250;
 const FINISHED = new Set<string>(TERMINAL_TASK_STATES);
 
@@ -157,9 +114,10 @@ function shedLoad(ctx: RestContext): void {
 }
 
 export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void {
-  app.post<{ Body: unknown; Querystring: { wait?: unknown } }>(
+  app.post<{ Body: unknown; Querystring: { wait: number } }>(
     '/v1/tasks',
     {
+      config: { access: { permission: 'tasks:create' } },
       schema: {
         tags: ['tasks'],
         summary: 'Create a task',
@@ -181,16 +139,16 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void
           ),
         },
       },
-      // parseTaskRequest (zod) validates the body inside createTask with the domain's own error codes; the
-      // JSON schema above only documents it.
-      validatorCompiler: () => () => true,
+      // The body's one validator is taskRequestSchema (zod) inside initializeTask, with the domain's own error
+      // codes; the JSON schema above is generated from it for the OpenAPI document and is not compiled.
+      validatorCompiler: (route) => (route.httpPart === 'body' ? () => true : validatorCompiler(route)),
     },
     async (request, reply) => {
       shedLoad(ctx);
-      const waitMs = Math.min(parseWaitSeconds(request.query.wait) * 1000, ctx.maxWaitMs);
-      precheckTaskRequest(request.body);
+      const waitMs = Math.min(request.query.wait * 1000, ctx.maxWaitMs);
       const { created, template } = await initializeTask(ctx.db, request.body, {
         templates: ctx.templates,
+        limits: ctx.limits,
         ...(ctx.processorUuid !== undefined && { processorUuid: ctx.processorUuid }),
         ...(ctx.metrics !== undefined && { metrics: ctx.metrics }),
         ...(ctx.tracing !== undefined && {
@@ -221,6 +179,7 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void
   app.get<{ Querystring: TaskListQuery }>(
     '/v1/tasks',
     {
+      config: { access: { permission: 'tasks:list' } },
       schema: {
         tags: ['tasks'],
         summary: 'List tasks',
@@ -271,6 +230,7 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void
   app.get<{ Params: { task_uuid: string }; Querystring: { wait: number } }>(
     '/v1/tasks/:task_uuid',
     {
+      config: { access: { permission: 'tasks:read' } },
       schema: {
         tags: ['tasks'],
         summary: 'Get a task',
@@ -296,6 +256,7 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void
   app.delete<{ Params: { task_uuid: string } }>(
     '/v1/tasks/:task_uuid',
     {
+      config: { access: { permission: 'tasks:cancel' } },
       schema: {
         tags: ['tasks'],
         summary: 'Cancel a task',
@@ -313,14 +274,7 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void
       const taskUuid = request.params.task_uuid;
       const outcome = await cancelTask(ctx.db, taskUuid, ctx.processorUuid ?? null);
       if (outcome === 'not_found') throw taskNotFound(taskUuid);
-      if (outcome !== 'cancelled') {
-        const state = outcome.slice('already_'.length);
-        throw new ConflictError(
-          'TASKER_TASK_TERMINAL',
-          `task ${taskUuid} is already ${state} and cannot be cancelled; only unfinished tasks can be`,
-          { details: { task_uuid: taskUuid, status: state } },
-        );
-      }
+      if (outcome !== 'cancelled') throw taskAlreadyFinished(taskUuid, outcome);
       const row = await getTaskView(ctx.db, taskUuid);
       if (row === undefined) throw taskNotFound(taskUuid);
       return taskView(row);

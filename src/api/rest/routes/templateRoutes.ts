@@ -129,6 +129,7 @@ export function registerTemplateRoutes(app: FastifyInstance, ctx: RestContext): 
   app.get<{ Querystring: { namespace?: string } }>(
     '/v1/templates',
     {
+      config: { access: { permission: 'templates:read' } },
       schema: {
         tags: ['templates'],
         summary: 'List registered templates',
@@ -163,6 +164,7 @@ export function registerTemplateRoutes(app: FastifyInstance, ctx: RestContext): 
   app.get<{ Params: TemplateParams }>(
     '/v1/templates/:namespace/:name/:version',
     {
+      config: { access: { permission: 'templates:read' } },
       schema: {
         tags: ['templates'],
         summary: 'Get a registered template',

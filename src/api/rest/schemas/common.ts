@@ -74,6 +74,13 @@ export function errorResponses(
   return responses;
 }
 
+/** The query schema of a route that takes no query parameters: any is refused, not ignored. */
+export const noQueryParameters = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {},
+} as const;
+
 export const taskUuidParams = {
   type: 'object',
   required: ['task_uuid'],
