@@ -12,7 +12,13 @@ export {
   isPermanentError,
   isRetryableError,
 } from './worker/handlerApi.ts';
-export type { StepContext, HandlerFunction, StepHandlerDefinition } from './worker/handlerApi.ts';
+export type {
+  StepContext,
+  StepLogger,
+  StepLogFunction,
+  HandlerFunction,
+  StepHandlerDefinition,
+} from './worker/handlerApi.ts';
 export { HandlerRegistry } from './worker/handlerRegistry.ts';
 export { workflow, Workflow } from './worker/workflow.ts';
 export type {

@@ -721,6 +721,26 @@ BEGIN
   ORDER BY u.n;
 END;
 $$;
+CREATE FUNCTION tasker._dead_letter_task(p_task uuid, p_original_state text, p_reason text, p_metadata jsonb) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+  INSERT INTO tasker.tasks_dlq (task_uuid, original_state, dlq_reason, task_snapshot, metadata)
+  SELECT t.task_uuid, p_original_state, p_reason,
+         to_jsonb(t) || jsonb_build_object('steps', (
+           SELECT coalesce(jsonb_agg(jsonb_build_object(
+                    'workflow_step_uuid', ws.workflow_step_uuid, 'name', ws.name,
+                    'current_state', ws.current_state, 'attempts', ws.attempts,
+                    'max_attempts', ws.max_attempts, 'last_error', ws.last_error,
+                    'next_retry_at', ws.next_retry_at, 'last_attempted_at', ws.last_attempted_at,
+                    'claimed_by', ws.claimed_by) ORDER BY ws.name), '[]'::jsonb)
+           FROM tasker.workflow_steps ws WHERE ws.task_uuid = t.task_uuid)),
+         p_metadata
+  FROM tasker.tasks t WHERE t.task_uuid = p_task
+  ON CONFLICT (task_uuid) WHERE resolution_status = 'pending' DO NOTHING;
+  RETURN FOUND;
+END;
+$$;
 CREATE FUNCTION tasker._enqueue_ready_steps(p_task uuid, p_parent uuid, OUT queue text, OUT msg_ids bigint[]) RETURNS record
     LANGUAGE plpgsql
     AS $$
@@ -783,6 +803,7 @@ CREATE FUNCTION tasker._evaluate_task(p_task uuid, p_processor uuid) RETURNS tex
     AS $$
 DECLARE
   v_state text;
+  v_exhausted jsonb;
   c record;
 BEGIN
   SELECT current_state INTO v_state FROM tasker.tasks WHERE task_uuid = p_task;
@@ -805,6 +826,21 @@ BEGIN
     PERFORM tasker._task_path(p_task, 'steps_in_process',
       ARRAY['evaluating_results', 'blocked_by_failures', 'error'],
       ARRAY['step_completed', 'permanent_failure', 'give_up'], p_processor);
+    -- A step that used every attempt it had on failures that would otherwise have been retried: the task goes
+    -- where an operator looks (the DLQ) now, not when the staleness detector would find it. A failure final by
+    -- itself (a PermanentError, a non-retryable error, a step with retry.retryable false) exhausted nothing: no
+    -- entry for that reason.
+    SELECT jsonb_agg(jsonb_build_object('step', ws.name, 'attempts', ws.attempts, 'max_attempts', ws.max_attempts,
+                                        'error_type', ws.last_error ->> 'error_type') ORDER BY ws.name)
+    INTO v_exhausted
+    FROM tasker.workflow_steps ws
+    WHERE ws.task_uuid = p_task AND ws.current_state = 'error' AND ws.attempts >= ws.max_attempts
+      AND ws.retryable AND coalesce((ws.last_error ->> 'retryable')::boolean, true);
+    IF v_exhausted IS NOT NULL THEN
+      PERFORM tasker._dead_letter_task(p_task, 'blocked_by_failures', 'max_retries_exceeded',
+        jsonb_build_object('exhausted_steps', v_exhausted,
+                           'detected_by', coalesce(p_processor::text, 'task_finalization')));
+    END IF;
     RETURN 'error';
   END IF;
   IF c.done = c.total THEN
@@ -2169,19 +2205,7 @@ BEGIN
             'task_age_minutes', round(f.task_age_minutes::numeric, 2),
             'exceeded', f.exceeded,
             'detected_by', v_detected_by);
-          INSERT INTO tasker.tasks_dlq (task_uuid, original_state, dlq_reason, task_snapshot, metadata)
-          SELECT t.task_uuid, f.state, 'staleness_timeout',
-                 to_jsonb(t) || jsonb_build_object('steps', (
-                   SELECT coalesce(jsonb_agg(jsonb_build_object(
-                            'workflow_step_uuid', ws.workflow_step_uuid, 'name', ws.name,
-                            'current_state', ws.current_state, 'attempts', ws.attempts,
-                            'max_attempts', ws.max_attempts, 'last_error', ws.last_error,
-                            'next_retry_at', ws.next_retry_at, 'last_attempted_at', ws.last_attempted_at,
-                            'claimed_by', ws.claimed_by) ORDER BY ws.name), '[]'::jsonb)
-                   FROM tasker.workflow_steps ws WHERE ws.task_uuid = t.task_uuid)),
-                 v_facts
-          FROM tasker.tasks t WHERE t.task_uuid = c.task_uuid
-          ON CONFLICT (task_uuid) WHERE resolution_status = 'pending' DO NOTHING;
+          PERFORM tasker._dead_letter_task(c.task_uuid, f.state, 'staleness_timeout', v_facts);
           FOR s IN
             SELECT ws.workflow_step_uuid, ws.current_state, ws.attempts, ws.lease_msg_id, ws.last_error
             FROM tasker.workflow_steps ws
@@ -2728,6 +2752,16 @@ CREATE TABLE tasker.tasks_dlq (
     CONSTRAINT tasks_dlq_dlq_reason_check CHECK ((dlq_reason = ANY (ARRAY['staleness_timeout'::text, 'max_retries_exceeded'::text, 'dependency_cycle_detected'::text, 'worker_unavailable'::text, 'manual_dlq'::text]))),
     CONSTRAINT tasks_dlq_resolution_status_check CHECK ((resolution_status = ANY (ARRAY['pending'::text, 'manually_resolved'::text, 'permanently_failed'::text, 'cancelled'::text])))
 );
+CREATE TABLE tasker.worker_namespaces (
+    worker_id text NOT NULL,
+    namespace text NOT NULL,
+    hostname text NOT NULL,
+    pid integer NOT NULL,
+    capacity integer NOT NULL,
+    version text NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    heartbeat_at timestamp with time zone DEFAULT now() NOT NULL
+);
 CREATE TABLE tasker.workflow_step_edges (
     workflow_step_edge_uuid uuid DEFAULT tasker.uuid_generate_v7() NOT NULL,
     from_step_uuid uuid NOT NULL,
@@ -2823,6 +2857,8 @@ ALTER TABLE ONLY tasker.tasks
     ADD CONSTRAINT tasks_identity_hash_key UNIQUE (identity_hash);
 ALTER TABLE ONLY tasker.tasks
     ADD CONSTRAINT tasks_pkey PRIMARY KEY (task_uuid);
+ALTER TABLE ONLY tasker.worker_namespaces
+    ADD CONSTRAINT worker_namespaces_pkey PRIMARY KEY (worker_id, namespace);
 ALTER TABLE ONLY tasker.workflow_step_edges
     ADD CONSTRAINT workflow_step_edges_from_step_uuid_to_step_uuid_name_key UNIQUE (from_step_uuid, to_step_uuid, name);
 ALTER TABLE ONLY tasker.workflow_step_edges
@@ -2853,6 +2889,7 @@ CREATE INDEX tasks_dlq_status_time_idx ON tasker.tasks_dlq USING btree (resoluti
 CREATE INDEX tasks_dlq_task_idx ON tasker.tasks_dlq USING btree (task_uuid);
 CREATE INDEX tasks_named_task_idx ON tasker.tasks USING btree (named_task_uuid, created_at);
 CREATE INDEX tasks_namespace_created_idx ON tasker.tasks USING btree (namespace_name, created_at);
+CREATE INDEX worker_namespaces_namespace_idx ON tasker.worker_namespaces USING btree (namespace, heartbeat_at DESC);
 CREATE INDEX workflow_step_edges_to_idx ON tasker.workflow_step_edges USING btree (to_step_uuid) INCLUDE (from_step_uuid);
 CREATE INDEX workflow_step_result_audit_task_idx ON tasker.workflow_step_result_audit USING btree (task_uuid);
 CREATE UNIQUE INDEX workflow_step_transitions_most_recent_idx ON tasker.workflow_step_transitions USING btree (workflow_step_uuid) WHERE most_recent;

@@ -9,7 +9,7 @@ import type {
   TaskSummary,
 } from '../client/taskerClient.ts';
 import { ValidationError } from '../domain/errors.ts';
-import { out, printJson, printTask, table } from './clientOutput.ts';
+import { formatWarning, out, printJson, printTask, table } from './clientOutput.ts';
 import { formatStepLine, watchTask } from './taskProgress.ts';
 
 const DEFAULT_URL = 'http://127.0.0.1:8080';
@@ -164,9 +164,14 @@ export function registerClientCommands(program: Command): ClientCommands {
           );
         return;
       }
-      const final = await watchTask(client, body, (step) => {
-        if (flags.json !== true) out(formatStepLine(step));
-      });
+      const final = await watchTask(
+        client,
+        body,
+        (step) => {
+          if (flags.json !== true) out(formatStepLine(step));
+        },
+        { onWarning: (warning) => flags.json !== true && out(formatWarning(warning)) },
+      );
       const { elapsedMs, ...view } = final;
       if (flags.json === true) printJson(view);
       else
@@ -177,13 +182,36 @@ export function registerClientCommands(program: Command): ClientCommands {
     },
   );
 
-  withClientOptions(task.command('get <task_uuid>').description('a task with its steps')).action(
-    async (taskUuid: string, flags: ClientFlags) => {
-      const view = await clientFrom(flags).getTask(taskUuid);
+  withClientOptions(
+    task
+      .command('get <task_uuid>')
+      .description('a task with its steps')
+      .option(
+        '--watch',
+        'follow the task until it ends, showing steps as they progress; exit 1 unless it completes',
+        false,
+      ),
+  ).action(async (taskUuid: string, flags: ClientFlags & { watch: boolean }) => {
+    const client = clientFrom(flags);
+    if (!flags.watch) {
+      const view = await client.getTask(taskUuid);
       if (flags.json === true) printJson(view);
       else printTask(view);
-    },
-  );
+      return;
+    }
+    const final = await watchTask(
+      client,
+      { taskUuid },
+      (step) => {
+        if (flags.json !== true) out(formatStepLine(step));
+      },
+      { onWarning: (warning) => flags.json !== true && out(formatWarning(warning)) },
+    );
+    const { elapsedMs: _elapsed, ...view } = final;
+    if (flags.json === true) printJson(view);
+    else out(`${final.status === 'complete' ? '✓' : '✗'} task ${final.task_uuid} ${final.status}`);
+    if (final.status !== 'complete') process.exitCode = 1;
+  });
 
   withClientOptions(
     task

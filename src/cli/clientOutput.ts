@@ -1,4 +1,4 @@
-import type { StepView, TaskView } from '../client/taskerClient.ts';
+import type { StepView, TaskView, TaskWarning } from '../client/taskerClient.ts';
 import { formatStepLine } from './taskProgress.ts';
 
 export const out = (line = ''): void => {
@@ -18,6 +18,11 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
   return [line(headers), ...rows.map(line)].join('\n');
 }
 
+/** A server warning about a task (e.g. no live worker for its namespace), one line. */
+export function formatWarning(warning: TaskWarning): string {
+  return `  ⚠ ${warning.message} [${warning.code}]`;
+}
+
 export function printTask(task: TaskView): void {
   out(`task ${task.task_uuid}`);
   out(`  ${task.namespace}/${task.name} v${task.version}`);
@@ -32,6 +37,7 @@ export function printTask(task: TaskView): void {
     if (value !== undefined && value !== null)
       out(`  ${key}: ${typeof value === 'string' ? value : JSON.stringify(value)}`);
   }
+  for (const warning of task.warnings ?? []) out(formatWarning(warning));
   const steps: StepView[] = task.steps ?? [];
   if (steps.length > 0) {
     out('  steps:');

@@ -48,4 +48,8 @@ try {
     process.stderr.write(`${redactSecrets(error.stack)}\n`);
   }
   process.exitCode = 1;
+  // A failed command has nothing left to do. Whatever it left open (a handle a library did not close) must not
+  // keep the process alive after the error is printed; the timer is unref'd, so a process that ends on its own
+  // ends at once.
+  setTimeout(() => process.exit(1), 2000).unref();
 }

@@ -1,9 +1,10 @@
 import { TERMINAL_TASK_STATES } from '../domain/state/taskStates.ts';
 import { TaskerClient } from '../client/taskerClient.ts';
-import type { StepView, TaskRequest, TaskView } from '../client/taskerClient.ts';
+import type { StepView, TaskRequest, TaskView, TaskWarning } from '../client/taskerClient.ts';
 
 const TERMINAL = new Set<string>(TERMINAL_TASK_STATES);
-const POLL_MS = 25;
+/** Seconds each read of a watched task waits for it to finish: how often progress is shown at most. */
+const LONG_POLL_SECONDS = 1;
 
 const SYMBOLS: Record<string, string> = {
   complete: '✓',
@@ -14,13 +15,21 @@ const SYMBOLS: Record<string, string> = {
   waiting_for_retry: '↻',
 };
 
+/** `TypeError: message` of a stored step error; its backtrace is for `task get`, too long for one line. */
+function errorSummary(error: unknown): string {
+  if (typeof error !== 'object' || error === null) return JSON.stringify(error);
+  const { error_type: type, message } = error as { error_type?: unknown; message?: unknown };
+  if (typeof message !== 'string') return JSON.stringify(error);
+  return typeof type === 'string' ? `${type}: ${message}` : message;
+}
+
 export function formatStepLine(step: StepView): string {
   const symbol = SYMBOLS[step.status] ?? '·';
   const detail =
     step.status === 'complete' && step.result !== undefined && step.result !== null
       ? ` → ${JSON.stringify(step.result)}`
       : step.status === 'error' || step.status === 'waiting_for_retry'
-        ? ` (attempt ${step.attempts}/${step.max_attempts}${step.error === undefined || step.error === null ? '' : `: ${JSON.stringify(step.error)}`})`
+        ? ` (attempt ${step.attempts}/${step.max_attempts}${step.error === undefined || step.error === null ? '' : `: ${errorSummary(step.error)}`})`
         : '';
   return `  ${symbol} ${step.name.padEnd(22)} ${step.status}${detail}`;
 }
@@ -29,14 +38,17 @@ export function formatStepLine(step: StepView): string {
 type CommandLineTaskRequest = Omit<TaskRequest, 'context'> & { context?: unknown };
 
 /**
- * Watches a task until it is terminal, calling `onStep` once per step state change. Polls the task view (a
- * REST client has no push channel); either creates the task first (`request` given) or watches `taskUuid`.
+ * Watches a task until it is terminal, calling `onStep` once per step state change and `onWarning` once per
+ * warning the server attaches (e.g. no live worker for the task's namespace). Either creates the task first
+ * (`request` given) or watches `taskUuid`. Each read is the server's long poll (`?wait=`): it answers at once
+ * when the task finishes, else after LONG_POLL_SECONDS with the task as it is then, so progress shows once a
+ * second at most and a finished task is seen without delay, at about one request a second instead of dozens.
  */
 export async function watchTask(
   api: string | TaskerClient,
   target: CommandLineTaskRequest | { taskUuid: string },
   onStep: (step: StepView) => void,
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; onWarning?: (warning: TaskWarning) => void } = {},
 ): Promise<TaskView & { elapsedMs: number }> {
   const client = typeof api === 'string' ? new TaskerClient(api) : api;
   try {
@@ -46,6 +58,7 @@ export async function watchTask(
         ? await client.getTask(target.taskUuid)
         : await client.createTask(target as TaskRequest);
     const seen = new Map<string, string>();
+    const warned = new Set<string>();
     const deadline = started + (options.timeoutMs ?? 10 * 60_000);
     for (;;) {
       for (const step of task.steps ?? []) {
@@ -54,9 +67,17 @@ export async function watchTask(
           if (step.status !== 'pending') onStep(step);
         }
       }
-      if (TERMINAL.has(task.status) || performance.now() > deadline) break;
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-      task = await client.getTask(task.task_uuid);
+      for (const warning of task.warnings ?? []) {
+        if (!warned.has(warning.message)) {
+          warned.add(warning.message);
+          options.onWarning?.(warning);
+        }
+      }
+      const left = deadline - performance.now();
+      if (TERMINAL.has(task.status) || left <= 0) break;
+      task = await client.getTask(task.task_uuid, {
+        waitSeconds: Math.max(1, Math.min(LONG_POLL_SECONDS, Math.floor(left / 1000))),
+      });
     }
     return { ...task, elapsedMs: Math.round(performance.now() - started) };
   } finally {

@@ -27,7 +27,7 @@ export interface TaskRequest<Input extends JsonObject = JsonObject> {
   name: string;
   /** Template namespace. @defaultValue 'default' (server side) */
   namespace?: string | undefined;
-  /** Template version. @defaultValue '0.1.0' (server side) */
+  /** Template version. @defaultValue the highest registered version of the template (semantic version order, chosen by the server) */
   version?: string | undefined;
   /** The task input, checked against the template's `input_schema`. @defaultValue {} (server side) */
   context?: Input | undefined;
@@ -118,7 +118,22 @@ export interface TaskView<Input extends JsonObject = JsonObject, Output extends 
   context?: Input;
   completion_percentage?: number;
   steps?: StepViewOf<Output>[];
+  /**
+   * Only in `getTask` of an unfinished task, when something keeps it from making progress: `no_live_worker`
+   * when no worker has sent a heartbeat for its namespace in the last 30 s.
+   */
+  warnings?: TaskWarning[];
   [key: string]: unknown;
+}
+
+/**
+ * Why an unfinished task may not make progress.
+ * @public
+ */
+export interface TaskWarning {
+  code: 'no_live_worker';
+  message: string;
+  namespace?: string;
 }
 
 /**
@@ -132,6 +147,8 @@ export interface TaskSummary {
   version: string;
   status: string;
   created_at: string;
+  /** completed_steps of total_steps, 0..100 with 2 decimals. */
+  completion_percentage?: number;
   [key: string]: unknown;
 }
 

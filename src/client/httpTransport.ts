@@ -101,13 +101,18 @@ export class HttpTransport {
     body: string | undefined,
     timeoutMs: number,
     signal: AbortSignal | undefined,
+    callHeaders: Readonly<Record<string, string>> = {},
   ): Promise<HttpAnswer> {
     return new Promise<HttpAnswer>((resolve, reject) => {
       if (signal?.aborted === true) {
         reject(abortReason(signal));
         return;
       }
-      const headers: http.OutgoingHttpHeaders = { ...this.extraHeaders, accept: 'application/json' };
+      const headers: http.OutgoingHttpHeaders = {
+        ...this.extraHeaders,
+        ...callHeaders,
+        accept: 'application/json',
+      };
       if (body !== undefined) {
         headers['content-type'] = 'application/json';
         headers['content-length'] = Buffer.byteLength(body);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { TaskerError } from '../domain/errors.ts';
 import { TERMINAL_TASK_STATES } from '../domain/state/taskStates.ts';
 import { WorkflowRun } from '../domain/workflowRun.ts';
@@ -100,6 +101,17 @@ export interface LongPollOptions extends CallOptions {
 }
 
 /** @public */
+export interface CreateTaskOptions extends LongPollOptions {
+  /**
+   * The `Idempotency-Key` header, the same on every retry of this call. With it, a retry after a lost answer
+   * gets the task the first attempt created (200 with `Idempotent-Replayed: true`) instead of a second task,
+   * for `always_unique` templates too (the other strategies recognise a repeat by their identity). `false` sends
+   * none. @defaultValue a fresh UUID per call
+   */
+  requestKey?: string | false;
+}
+
+/** @public */
 export interface WaitForTaskOptions extends CallOptions {
   /**
    * How long to wait in all; the answer is the task as it is then, finished or not (check `status`).
@@ -142,11 +154,15 @@ export class TaskerClient {
    */
   createTask<Input extends JsonObject = JsonObject, Output extends StepResults = StepResults>(
     request: TaskRequest<Input>,
-    options: LongPollOptions = {},
+    options: CreateTaskOptions = {},
   ): Promise<TaskView<Input, Output>> {
-    return this.request('POST', `/v1/tasks${waitQuery(options.waitSeconds)}`, request, {
-      ...options,
-      timeoutMs: longPollTimeout(options, this.timeoutMs),
+    const { requestKey, ...call } = options;
+    // One key for every attempt of this call: a retry after a lost answer is then recognised by the server.
+    const key = requestKey === false ? undefined : (requestKey ?? randomUUID());
+    return this.request('POST', `/v1/tasks${waitQuery(call.waitSeconds)}`, request, {
+      ...call,
+      timeoutMs: longPollTimeout(call, this.timeoutMs),
+      ...(key !== undefined && { headers: { 'idempotency-key': key } }),
     });
   }
 
@@ -288,7 +304,12 @@ export class TaskerClient {
   }
 
   /** One API call, retried per the client's RetryOptions; the answer body parsed as JSON. */
-  async request<T>(method: string, path: string, body?: unknown, options: CallOptions = {}): Promise<T> {
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    options: CallOptions & { headers?: Readonly<Record<string, string>> } = {},
+  ): Promise<T> {
     if (this.closed) {
       throw new TaskerError(
         'TASKER_CLOSED',
@@ -310,6 +331,7 @@ export class TaskerClient {
           text,
           options.timeoutMs ?? this.timeoutMs,
           options.signal,
+          options.headers,
         );
         if (answer.status < 400) return parseJson(answer.body) as T;
         const error = answerError(answer, { method, path, attempts: attempt });

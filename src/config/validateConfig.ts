@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { redactUrl } from '../domain/secretRedaction.ts';
+import { ConfigError } from '../domain/errors.ts';
 import type { ConfigProblem } from '../domain/errors.ts';
 import { grantProblem } from '../domain/auth/permissions.ts';
 import { configSchema } from './schema.ts';
@@ -342,4 +343,31 @@ export function validateConfig(
   }
   if (problems.length > 0 || !result.success) return { config: undefined, problems };
   return { config: result.data, problems: [] };
+}
+
+/**
+ * What a service cannot start with although the configuration is well-formed: `messaging.backend = "rabbitmq"`,
+ * whose backend is not built yet. Refused rather than silently run on PGMQ (a user who chose RabbitMQ must not
+ * believe they have it). `tasker config validate` and every service start report it.
+ */
+export function unsupportedSettingProblems(loaded: {
+  config: TaskerConfig;
+  provenance: Provenance;
+}): ConfigProblem[] {
+  if (loaded.config.messaging.backend !== 'rabbitmq') return [];
+  return [
+    {
+      source: loaded.provenance.get('messaging.backend') ?? 'configuration',
+      path: 'messaging.backend',
+      message:
+        'the RabbitMQ backend is not available in this version of Tasker: services would refuse to start. ' +
+        'Use "pgmq" (the default: queues inside PostgreSQL, nothing else to install), e.g. unset TASKER_MESSAGING_BACKEND',
+    },
+  ];
+}
+
+/** @throws ConfigError listing unsupportedSettingProblems, at a service's start */
+export function assertSupportedSettings(loaded: { config: TaskerConfig; provenance: Provenance }): void {
+  const problems = unsupportedSettingProblems(loaded);
+  if (problems.length > 0) throw new ConfigError(problems);
 }

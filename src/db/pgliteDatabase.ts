@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type {
   Database,
@@ -9,7 +10,9 @@ import type {
   Queryable,
   SqlParam,
 } from './database.ts';
-import { ValidationError } from '../domain/errors.ts';
+import { DatabaseError, ValidationError } from '../domain/errors.ts';
+import { lockDataFolder } from './dataFolderLock.ts';
+import type { DataFolderLock } from './dataFolderLock.ts';
 
 function quoteIdentifier(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
@@ -38,18 +41,38 @@ export class PgliteDatabase implements Database {
   readonly kind = 'pglite' as const;
   readonly displayName: string;
   private readonly db: PGlite;
+  private readonly lock: DataFolderLock | undefined;
   private closed = false;
 
-  private constructor(db: PGlite, displayName: string) {
+  private constructor(db: PGlite, displayName: string, lock: DataFolderLock | undefined) {
     this.db = db;
     this.displayName = displayName;
+    this.lock = lock;
   }
 
+  /**
+   * @throws DatabaseError TASKER_DATABASE_LOCKED when another process has the folder open,
+   *   TASKER_DATABASE_UNAVAILABLE when PGlite cannot open it (the message says how to start fresh)
+   */
   static async open(url: string): Promise<PgliteDatabase> {
     const dataDir = pgliteDataDir(url);
-    if (dataDir !== undefined) mkdirSync(dataDir, { recursive: true });
-    const db = await PGlite.create(dataDir === undefined ? {} : { dataDir });
-    return new PgliteDatabase(db, url);
+    if (dataDir === undefined) return new PgliteDatabase(await PGlite.create({}), url, undefined);
+    mkdirSync(dataDir, { recursive: true });
+    const lock = lockDataFolder(dataDir);
+    try {
+      return new PgliteDatabase(await PGlite.create({ dataDir }), url, lock);
+    } catch (error) {
+      lock.release();
+      // PGlite's own messages ("PGlite failed to initialize properly", a WebAssembly abort) say nothing of
+      // the folder or the way out; the folder is only a local development database.
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new DatabaseError(
+        'TASKER_DATABASE_UNAVAILABLE',
+        `the embedded database in ${resolve(dataDir)} cannot be opened (${reason}). It may be damaged, or written ` +
+          `by another PGlite version; to start fresh, delete the folder (its data is lost): rm -rf ${dataDir}`,
+        { details: { folder: resolve(dataDir) }, cause: error },
+      );
+    }
   }
 
   async query<Row = Record<string, unknown>>(
@@ -117,6 +140,10 @@ export class PgliteDatabase implements Database {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.db.close();
+    try {
+      await this.db.close();
+    } finally {
+      this.lock?.release();
+    }
   }
 }

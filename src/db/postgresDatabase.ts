@@ -222,17 +222,22 @@ export class PostgresDatabase implements Database {
     this.listenClients.add(client);
     const pidResult = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
     const backendPid = pidResult.rows[0]?.pid ?? null;
+    // One statement at a time on the connection (subscribers come and go concurrently): pg would queue them
+    // itself, but that is deprecated and goes away in pg 9.
+    let previous: Promise<unknown> = Promise.resolve();
+    const inTurn = (sql: string): Promise<void> => {
+      const next = previous.then(
+        () => client.query(sql),
+        () => client.query(sql),
+      );
+      previous = next.catch(() => undefined);
+      return next.then(() => undefined);
+    };
     return {
       backendPid,
-      listen: async (channel) => {
-        await client.query(`LISTEN ${client.escapeIdentifier(channel)}`);
-      },
-      unlisten: async (channel) => {
-        await client.query(`UNLISTEN ${client.escapeIdentifier(channel)}`);
-      },
-      ping: async () => {
-        await client.query('SELECT 1');
-      },
+      listen: (channel) => inTurn(`LISTEN ${client.escapeIdentifier(channel)}`),
+      unlisten: (channel) => inTurn(`UNLISTEN ${client.escapeIdentifier(channel)}`),
+      ping: () => inTurn('SELECT 1'),
       close: async () => {
         lost = true;
         this.listenClients.delete(client);

@@ -2,7 +2,7 @@ import type { TaskLimits } from '../domain/limits.ts';
 import { hostname } from 'node:os';
 import type { Database } from '../db/database.ts';
 import { processFinalizationRequests, processStepResults } from '../db/queries/orchestrationQueues.ts';
-import { isTaskerError } from '../domain/errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../domain/errors.ts';
 import { uuidv7 } from '../domain/identity/uuidV7.ts';
 import type { MessagingProvider } from '../messaging/messagingProvider.ts';
 import type { CoordinationMonitor } from '../coordination/coordinationMonitor.ts';
@@ -231,7 +231,7 @@ export class Orchestrator {
       limit: batch,
       visibilityTimeoutSeconds: vt,
     });
-    for (const message of messages) {
+    for (const [index, message] of messages.entries()) {
       const payload: unknown = message.payload;
       const body =
         typeof payload === 'object' && payload !== null && 'task_request' in payload
@@ -251,7 +251,21 @@ export class Orchestrator {
           }),
         });
       } catch (error) {
-        if (!isTaskerError(error)) throw error;
+        if (!isRequestRefusal(error)) {
+          // The database or the queue failed, not the request (an outage, a timeout): this message and the rest
+          // of the batch go back to the queue, visible again in a second, and the drain fails into its backoff.
+          // Archiving them as rejected would lose tasks their senders were promised.
+          await Promise.all(
+            messages
+              .slice(index)
+              .map((pending) =>
+                this.options.provider
+                  .nack(TASK_REQUESTS_QUEUE, pending.id, { delaySeconds: 1 })
+                  .catch(() => undefined),
+              ),
+          );
+          throw error;
+        }
         // A request that can never become a task (bad input, unknown template, duplicate) is archived with
         // the reason logged; it stays in a_orchestration_task_requests for inspection.
         this.logger.warn(
@@ -282,4 +296,12 @@ function libraryCoordination(options: OrchestratorOptions): OrchestrationCoordin
     pollIntervalMs: { taskRequests: every, stepResults: every, finalizations: every },
     stepResultListeners: true,
   };
+}
+
+/**
+ * Whether creating a task failed because of the request itself (bad input, an unknown template, a limit, a
+ * duplicate): then it never will succeed and is archived. Anything else (the database, the queue) is transient.
+ */
+function isRequestRefusal(error: unknown): error is ValidationError | NotFoundError | ConflictError {
+  return error instanceof ValidationError || error instanceof NotFoundError || error instanceof ConflictError;
 }

@@ -15,6 +15,7 @@ import { taskIdentityHash } from '../domain/identity/taskIdentity.ts';
 import { uuidv7 } from '../domain/identity/uuidV7.ts';
 import { compileInputSchema } from '../domain/template/inputValidator.ts';
 import type { TaskTemplate } from '../domain/template/taskTemplate.ts';
+import { latestTemplateVersion } from '../domain/template/templateVersion.ts';
 
 const TIMESTAMP_PARTS = /^(\d{4})-.*?(?:Z|[+-](\d{2}):?(\d{2}))$/i;
 
@@ -47,7 +48,8 @@ export const taskRequestSchema = z.strictObject(
   {
     name: z.string().min(1).max(64),
     namespace: z.string().min(1).max(64).default('default'),
-    version: z.string().min(1).max(32).default('0.1.0'),
+    // Left out: the highest registered version of the template (semantic version order), chosen at creation.
+    version: z.string().min(1).max(32).optional(),
     context: z.record(z.string(), z.unknown()).default({}),
     initiator: z.string().max(128).nullish(),
     source_system: z.string().max(128).nullish(),
@@ -145,6 +147,13 @@ export interface CreateTaskOptions {
   source?: TaskSource;
   /** `[limits]`: steps per task and context size. @defaultValue DEFAULT_TASK_LIMITS */
   limits?: TaskLimits;
+  /**
+   * The caller's key for this one request (the `Idempotency-Key` header), the same on every retry of it. For a
+   * template whose identity is `always_unique` (and a request without `idempotency_key`), it becomes the task's
+   * identity, so a retry after a lost answer finds the task the first attempt created (`replayed`) instead of
+   * making a second one. Other strategies are idempotent already and ignore it.
+   */
+  requestKey?: string;
 }
 
 /**
@@ -165,6 +174,8 @@ export async function createTask(
 /** A created task and the template it was planned from. */
 export interface InitializedTask {
   created: CreatedTask;
+  /** The request repeated an earlier one (same `requestKey`): `created` is the task that one made. */
+  replayed?: boolean;
   /** The very template the steps were planned from, so a caller describing the task needs no second read. */
   template: TaskTemplate;
 }
@@ -182,21 +193,22 @@ export async function initializeTask(
   const request = parseTaskRequest(body);
   const limits = options.limits ?? DEFAULT_TASK_LIMITS;
   assertContextSize(request.context, limits);
-  const registered = await (options.templates ?? sharedTemplateCache).find(
-    db,
-    request.namespace,
-    request.name,
-    request.version,
-  );
+  // One more read when the version is left out: the registry, not the cache, knows every version registered.
+  const version =
+    request.version ?? latestTemplateVersion(await listTemplateVersions(db, request.namespace, request.name));
+  const registered =
+    version === undefined
+      ? undefined
+      : await (options.templates ?? sharedTemplateCache).find(db, request.namespace, request.name, version);
   if (registered === undefined) {
     const versions = await listTemplateVersions(db, request.namespace, request.name);
     throw new NotFoundError(
       'TASKER_TEMPLATE_NOT_FOUND',
-      `no template ${request.namespace}/${request.name} version ${request.version} is registered` +
+      `no template ${request.namespace}/${request.name}${version === undefined ? '' : ` version ${version}`} is registered` +
         (versions.length > 0
           ? `; registered versions: ${versions.join(', ')}`
           : '; start a worker that serves it (it registers its templates) or check the namespace and name'),
-      { details: { namespace: request.namespace, name: request.name, version: request.version, versions } },
+      { details: { namespace: request.namespace, name: request.name, version: version ?? null, versions } },
     );
   }
   const { template, namedTaskUuid } = registered;
@@ -221,11 +233,18 @@ export async function initializeTask(
       );
     }
   }
+  // Only always_unique has no identity to recognise a retry by; the request key gives it one, known only to
+  // the caller that made it up, so answering a repeat with the task reveals nothing to anyone else.
+  const replayable =
+    options.requestKey !== undefined &&
+    template.identityStrategy === 'always_unique' &&
+    request.idempotency_key == null;
   const identityHash = taskIdentityHash({
     namedTaskUuid,
     strategy: template.identityStrategy,
     context: request.context,
     ...(request.idempotency_key != null && { idempotencyKey: request.idempotency_key }),
+    ...(replayable && { uniqueId: `request-key\0${namedTaskUuid}\0${options.requestKey}` }),
   });
   const { steps, edges } = planSteps(template);
   const taskUuid = uuidv7();
@@ -273,6 +292,10 @@ export async function initializeTask(
       sqlStateOf(error) === SqlState.uniqueViolation &&
       (error as { constraint?: string }).constraint === 'tasks_identity_hash_key'
     ) {
+      if (replayable) {
+        const earlier = await findTaskByIdentity(db, identityHash);
+        if (earlier !== undefined) return { created: earlier, template, replayed: true };
+      }
       // Like tasker-core, the existing task's id is not returned: identity must not be probeable.
       throw new ConflictError(
         'TASKER_DUPLICATE_TASK',
@@ -283,4 +306,16 @@ export async function initializeTask(
     }
     throw error;
   }
+}
+
+/** The task holding an identity, as a CreatedTask (its first enqueues are not known any more: 0). */
+async function findTaskByIdentity(db: Queryable, identityHash: string): Promise<CreatedTask | undefined> {
+  const { rows } = await db.query<{ task_uuid: string; current_state: string }>(
+    'SELECT task_uuid::text AS task_uuid, current_state FROM tasker.tasks WHERE identity_hash = $1',
+    [identityHash],
+  );
+  const row = rows[0];
+  return row === undefined
+    ? undefined
+    : { taskUuid: row.task_uuid, state: row.current_state, enqueuedSteps: 0 };
 }

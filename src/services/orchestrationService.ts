@@ -1,3 +1,4 @@
+import { assertSupportedSettings } from '../config/validateConfig.ts';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { FastifyInstance } from 'fastify';
 import type { RunningGrpcServer } from '../api/grpc/grpcServer.ts';
@@ -78,6 +79,7 @@ export async function startOrchestrationService(
   const { loaded, logger } = options;
   const { config } = loaded;
   // First: a service that could not check credentials must not start at all.
+  assertSupportedSettings(loaded);
   const auth = serviceAuthenticator(loaded, 'orchestration', logger);
   const ownsDb = options.db === undefined;
   const directDb = options.db ?? (await openServiceDatabase(loaded));
@@ -129,7 +131,10 @@ export async function startOrchestrationService(
     ...(metrics !== undefined && { metrics }),
     ...(tracing !== undefined && { tracing: tracing.tracing }),
   });
-  breakers.onRecovered(() => orchestrator.wake());
+  breakers.onRecovered(() => {
+    listener?.reconnectNow();
+    orchestrator.wake();
+  });
   if (metrics !== undefined) orchestrationMetrics(metrics, db, listener, orchestrator, config);
   metrics?.collectCircuitBreakers(() => breakers.snapshots());
   const staleness = config.orchestration.staleness.enabled

@@ -1,3 +1,4 @@
+import { assertSupportedSettings } from '../config/validateConfig.ts';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { FastifyInstance } from 'fastify';
 import type { RunningGrpcServer } from '../api/grpc/grpcServer.ts';
@@ -12,6 +13,7 @@ import { workerQueueName } from '../messaging/queueName.ts';
 import { TaskerMetrics } from '../observability/metrics.ts';
 import type { StepHandlerDefinition } from '../worker/handlerApi.ts';
 import { Worker } from '../worker/worker.ts';
+import type { StepFailureReport } from '../worker/worker.ts';
 import type { Workflow } from '../worker/workflow.ts';
 import { circuitBreakerChecks, createServiceCircuitBreakers } from '../resilience/serviceCircuitBreakers.ts';
 import { parseBindAddress } from './bindAddress.ts';
@@ -50,6 +52,8 @@ export interface WorkerServiceOptions {
   metrics?: TaskerMetrics;
   /** Where spans go instead of OTLP, when `[telemetry.tracing] enabled` (tests). @defaultValue OTLP/HTTP */
   spanExporter?: SpanExporter;
+  /** How each failed attempt is reported (tasker dev prints it). @defaultValue a warn line on `logger` */
+  onStepFailure?: (report: StepFailureReport) => void;
 }
 
 export interface WorkerService {
@@ -73,6 +77,7 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
   const { loaded, logger } = options;
   const { config } = loaded;
   // First: a service that could not check credentials must not start at all.
+  assertSupportedSettings(loaded);
   const auth = serviceAuthenticator(loaded, 'worker', logger);
   const module =
     options.handlers !== undefined || config.worker.handlers_module === ''
@@ -124,6 +129,8 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
       templates,
       ...(config.worker.namespaces.length > 0 && { namespaces: config.worker.namespaces }),
       logger,
+      version: TASKER_VERSION,
+      ...(options.onStepFailure !== undefined && { onStepFailure: options.onStepFailure }),
       ...runtime,
       // The provider's own LISTEN connection (it opens it on the first subscribe): Hybrid watches it.
       listenerState: () => provider.notificationListener?.state ?? null,
@@ -136,7 +143,10 @@ export async function startWorkerService(options: WorkerServiceOptions): Promise
     if (ownsDb) await db.close();
     throw error;
   }
-  breakers.onRecovered(() => worker.wake());
+  breakers.onRecovered(() => {
+    provider.notificationListener?.reconnectNow();
+    worker.wake();
+  });
   if (metrics !== undefined) {
     metrics.collectPool(() => db.poolStats());
     metrics.collectCircuitBreakers(() => breakers.snapshots());

@@ -21,6 +21,27 @@ const hasMarker = (value: unknown, marker: symbol): boolean =>
   value !== null &&
   (value as Record<symbol, unknown>)[marker] === true;
 
+/**
+ * A log call: a message, or structured fields and a message (pino's argument order).
+ * @public
+ */
+export interface StepLogFunction {
+  (message: string): void;
+  (fields: Record<string, unknown>, message?: string): void;
+}
+
+/**
+ * The handler's logger: the worker's log (JSON, or pretty in development), every line tagged with the task,
+ * step and attempt. A minimal interface, so handler code does not depend on the logging library.
+ * @public
+ */
+export interface StepLogger {
+  debug: StepLogFunction;
+  info: StepLogFunction;
+  warn: StepLogFunction;
+  error: StepLogFunction;
+}
+
 /** @public */
 export interface StepContext<Input = Record<string, unknown>> {
   readonly taskUuid: string;
@@ -44,6 +65,11 @@ export interface StepContext<Input = Record<string, unknown>> {
    * emails) so a retried or re-delivered step does not repeat them.
    */
   readonly idempotencyKey: string;
+  /**
+   * Logs with `task_uuid`, `step_uuid`, `step`, `namespace`, `attempt`, `max_attempts` and `correlation_id`
+   * on every line: `ctx.logger.info({ order_id }, 'charging')`. Lines below the worker's `log_level` are dropped.
+   */
+  readonly logger: StepLogger;
   /** The result of one dependency; throws a PermanentError naming the step if it has none. */
   dependency<T = unknown>(stepName: string): T;
 }

@@ -1,5 +1,9 @@
+import { dirname, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { ClaimedStep } from '../db/queries/claimSteps.ts';
 import type { StepFailure } from '../db/queries/completeStep.ts';
+import type { Logger } from '../observability/logger.ts';
+import { silentLogger } from '../observability/logger.ts';
 import { isPermanentError, isRetryableError, PermanentError } from './handlerApi.ts';
 import type { StepContext, StepHandlerDefinition } from './handlerApi.ts';
 
@@ -14,13 +18,30 @@ class StepTimeoutError extends Error {
   }
 }
 
-/** What a handler receives for one claimed step; also what the test helpers' `runStep` hands a step. */
+/**
+ * What a handler receives for one claimed step; also what the test helpers' `runStep` hands a step. Its
+ * `logger` is a child of `logger` made on first use: most handlers never log, and a child per step would cost
+ * every step an allocation.
+ */
 export function buildContext(
   step: Omit<ClaimedStep, 'msgId' | 'handlerCallable' | 'timeoutSeconds'>,
   namespace: string,
   signal: AbortSignal,
+  logger: Logger = silentLogger,
 ): StepContext {
+  let stepLogger: Logger | undefined;
   return {
+    get logger() {
+      return (stepLogger ??= logger.child({
+        correlation_id: step.correlationId,
+        task_uuid: step.taskUuid,
+        step_uuid: step.stepUuid,
+        step: step.stepName,
+        namespace,
+        attempt: step.attempt,
+        max_attempts: step.maxAttempts,
+      }));
+    },
     taskUuid: step.taskUuid,
     stepUuid: step.stepUuid,
     stepName: step.stepName,
@@ -53,6 +74,35 @@ const retryAfterOf = (value: unknown): number | undefined =>
   typeof value === 'number' && Number.isFinite(value) ? Math.max(0, Math.round(value)) : undefined;
 
 /**
+ * Frames in Tasker's own code (src/ of a checkout, dist/ of the package: this file's folder's parent) are the
+ * step runner's, not the handler's; a user's handler module never lives there.
+ */
+const TASKER_CODE_DIR = `${dirname(dirname(fileURLToPath(import.meta.url)))}${sep}`;
+/** Enough to find the handler's line without letting a deep stack bloat every stored failure. */
+const MAX_BACKTRACE_FRAMES = 20;
+const MAX_BACKTRACE_BYTES = 4096;
+
+/**
+ * The stack frames of an error (tasker-core's `backtrace`: one string per frame, `at fn (file:line:col)`),
+ * without Node's internals and Tasker's own frames, at most MAX_BACKTRACE_FRAMES frames and
+ * MAX_BACKTRACE_BYTES characters. Undefined when the error has no stack.
+ */
+function backtraceOf(error: Error): string[] | undefined {
+  if (typeof error.stack !== 'string') return undefined;
+  const backtrace: string[] = [];
+  let bytes = 0;
+  for (const line of error.stack.split('\n')) {
+    const frame = line.trim();
+    if (!frame.startsWith('at ') || frame.includes('node:internal') || frame.includes(TASKER_CODE_DIR))
+      continue;
+    if (backtrace.length === MAX_BACKTRACE_FRAMES || bytes + frame.length > MAX_BACKTRACE_BYTES) break;
+    backtrace.push(frame);
+    bytes += frame.length;
+  }
+  return backtrace.length === 0 ? undefined : backtrace;
+}
+
+/**
  * How a thrown value becomes a stored failure: permanent or retryable, with a readable message. Handler errors
  * are recognised by their marker (isPermanentError), not `instanceof`, so those of another copy of the package
  * count the same.
@@ -80,8 +130,16 @@ function classifyFailure(error: unknown): StepFailure {
   }
   if (error instanceof StepTimeoutError)
     return { message: error.message, error_type: 'timeout', retryable: true };
-  if (error instanceof Error)
-    return { message: error.message, error_type: error.name || 'Error', retryable: true };
+  // A Tasker error says what went wrong on purpose; any other error is a bug to find, so its stack is kept.
+  if (error instanceof Error) {
+    const backtrace = backtraceOf(error);
+    return {
+      message: error.message,
+      error_type: error.name || 'Error',
+      retryable: true,
+      ...(backtrace !== undefined && { backtrace }),
+    };
+  }
   return { message: String(error), error_type: 'thrown_value', retryable: true };
 }
 
@@ -120,6 +178,8 @@ export async function executeStep(
     defaultTimeoutMs: number;
     shutdownSignal: AbortSignal;
     maxResultBytes?: number;
+    /** Parent of the handler's `ctx.logger`. @defaultValue silent */
+    logger?: Logger;
   },
 ): Promise<StepOutcome> {
   const started = performance.now();
@@ -149,7 +209,9 @@ export async function executeStep(
   });
   try {
     const result = await Promise.race([
-      Promise.resolve().then(() => handler.run(buildContext(step, options.namespace, controller.signal))),
+      Promise.resolve().then(() =>
+        handler.run(buildContext(step, options.namespace, controller.signal, options.logger)),
+      ),
       timeout,
     ]);
     try {

@@ -16,7 +16,7 @@ import { QueueConsumer } from '../coordination/queueConsumer.ts';
 import { CommitBatcher } from '../db/commitBatcher.ts';
 import type { DrainReport, DrainTrigger } from '../coordination/queueConsumer.ts';
 import { completeManyAndClaim, poolIsBusy, signalSoon } from '../db/queries/completeStep.ts';
-import type { CompleteOutcome, PendingSignal } from '../db/queries/completeStep.ts';
+import type { CompleteOutcome, PendingSignal, StepFailure } from '../db/queries/completeStep.ts';
 import { registerTemplate } from '../db/queries/registerTemplate.ts';
 import { isTransientDatabaseError } from '../db/sqlState.ts';
 import { ValidationError } from '../domain/errors.ts';
@@ -31,6 +31,7 @@ import type { TaskerTracing } from '../observability/tracing.ts';
 import type { StepHandlerDefinition } from './handlerApi.ts';
 import { HandlerRegistry } from './handlerRegistry.ts';
 import { executeStep } from './stepExecutor.ts';
+import { WorkerPresence } from './workerPresence.ts';
 import type { StepOutcome } from './stepExecutor.ts';
 
 export interface WorkerOptions {
@@ -75,10 +76,34 @@ export interface WorkerOptions {
    */
   limits?: Pick<TaskLimits, 'maxStepsPerTask' | 'maxResultBytes'>;
   logger?: Logger;
+  /** Recorded with the worker's heartbeat (`tasker worker list`). @defaultValue 'unknown' */
+  version?: string;
+  /**
+   * Called for each failed attempt whose result was stored (not for a result a lost lease made stale).
+   * @defaultValue a warn line on `logger` with the step, task, attempt, error and whether it will retry
+   */
+  onStepFailure?: (report: StepFailureReport) => void;
   /** Step outcomes, errors and durations are counted here (in memory; no SQL). @defaultValue none */
   metrics?: TaskerMetrics;
   /** Each claimed step gets claim, execute and result spans in its task's trace. @defaultValue none */
   tracing?: TaskerTracing;
+}
+
+/** One failed attempt of a step, as the worker reports it. */
+export interface StepFailureReport {
+  namespace: string;
+  taskUuid: string;
+  stepUuid: string;
+  stepName: string;
+  correlationId: string;
+  attempt: number;
+  maxAttempts: number;
+  failure: StepFailure;
+  /**
+   * Whether the step will run again. Known from the stored outcome when results are applied inline; else
+   * (the orchestrator applies them) what the step's retry policy lets the orchestrator do.
+   */
+  willRetry: boolean;
 }
 
 interface RunningStep {
@@ -149,6 +174,9 @@ export class Worker {
   private readonly leaseSeconds: number;
   private nextNamespace = 0;
   private readonly debugEnabled: boolean;
+  private presence: WorkerPresence | undefined;
+  /** Parent of each handler's `ctx.logger`. */
+  private readonly handlerLogger: Logger;
   private started = false;
   private stopping = false;
 
@@ -169,6 +197,7 @@ export class Worker {
     // Every running step listens on the shutdown signal; capacity bounds how many do.
     setMaxListeners(this.capacity + 10, this.shutdown.signal);
     this.logger = (options.logger ?? silentLogger).child({ component: 'worker', worker_id: this.id });
+    this.handlerLogger = (options.logger ?? silentLogger).child({ component: 'handler', worker_id: this.id });
     this.debugEnabled = this.logger.isLevelEnabled('debug');
     this.coordination = options.coordination ?? libraryCoordination(options);
     const { monitor, consumerMetrics } = roleCoordination({
@@ -205,6 +234,17 @@ export class Worker {
     for (const namespace of this.namespaces)
       await this.options.provider.ensureQueue(workerQueueName(namespace));
     this.started = true;
+    this.presence = new WorkerPresence(
+      this.options.db,
+      {
+        workerId: this.id,
+        namespaces: this.namespaces,
+        capacity: this.capacity,
+        version: this.options.version ?? 'unknown',
+      },
+      this.logger,
+    );
+    await this.presence.start();
     this.monitor.start();
     await this.loop.start();
     this.logger.info(
@@ -256,6 +296,7 @@ export class Worker {
         'shutdown grace period over: running steps aborted and handed back to other workers',
       );
     }
+    await this.presence?.stop();
   }
 
   /**
@@ -318,6 +359,36 @@ export class Worker {
     return entry?.step === step ? entry.leaseUntil : 0;
   }
 
+  /**
+   * A failed attempt is what a developer looks for first, so it is logged at warn, whatever happens next: an
+   * attempt that will be retried is as telling as the last one.
+   */
+  private reportFailure(report: StepFailureReport): void {
+    if (this.options.onStepFailure !== undefined) {
+      this.options.onStepFailure(report);
+      return;
+    }
+    const { failure } = report;
+    this.logger.warn(
+      {
+        correlation_id: report.correlationId,
+        namespace: report.namespace,
+        task_uuid: report.taskUuid,
+        step_uuid: report.stepUuid,
+        step: report.stepName,
+        attempt: report.attempt,
+        max_attempts: report.maxAttempts,
+        error_type: failure.error_type,
+        error_message: failure.message,
+        will_retry: report.willRetry,
+        ...(failure.code !== undefined && { error_code: failure.code }),
+        ...(failure.backtrace !== undefined && { backtrace: failure.backtrace }),
+      },
+      `step ${report.stepName} of task ${report.taskUuid} failed (attempt ${report.attempt}/${report.maxAttempts}): ` +
+        `${failure.error_type}: ${failure.message}; ${report.willRetry ? 'will retry' : 'no retry'}`,
+    );
+  }
+
   /** Frees the step's slot (once; a later run of the same step has an entry of its own). */
   private release(step: ClaimedStep): void {
     if (this.running.get(step.stepUuid)?.step === step) this.running.delete(step.stepUuid);
@@ -354,6 +425,7 @@ export class Worker {
           maxResultBytes: (this.options.limits ?? DEFAULT_TASK_LIMITS).maxResultBytes,
           defaultTimeoutMs: this.options.defaultTimeoutMs ?? 30_000,
           shutdownSignal: this.shutdown.signal,
+          logger: this.handlerLogger,
         });
       outcome = await (spans === undefined ? execute() : spans.execute(execute));
     } finally {
@@ -382,6 +454,21 @@ export class Worker {
       ? store()
       : spans.storeResult(this.options.applyResultsInline ?? true, store));
     spans?.end(outcome, result);
+    if (!outcome.success && result !== 'stale' && result !== 'unstored') {
+      this.reportFailure({
+        namespace,
+        taskUuid: step.taskUuid,
+        stepUuid: step.stepUuid,
+        stepName: step.stepName,
+        correlationId: step.correlationId,
+        attempt: step.attempt,
+        maxAttempts: step.maxAttempts,
+        failure: outcome.failure,
+        willRetry:
+          result === 'retry' ||
+          (result !== 'error' && outcome.failure.retryable && step.attempt < step.maxAttempts),
+      });
+    }
     if (this.debugEnabled) {
       this.logger.debug(
         {

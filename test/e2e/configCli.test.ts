@@ -124,7 +124,6 @@ describe('tasker config validate (real processes)', () => {
       TASKER_ENV: 'production',
       DEPLOYMENT_MODE: 'PollingOnly',
       WORKER_NAMESPACES: 'payments, inventory',
-      TASKER_MESSAGING_BACKEND: 'rabbitmq',
       ...productionKey(),
     });
     expect(result.code).toBe(0);
@@ -132,9 +131,24 @@ describe('tasker config validate (real processes)', () => {
       expect.arrayContaining([
         '✓ Deployment mode: PollingOnly',
         '✓ Worker: PollingOnly, namespaces payments, inventory',
-        '✓ Messaging backend: rabbitmq',
+        '✓ Messaging backend: pgmq',
       ]),
     );
+  });
+
+  it('refuses the RabbitMQ backend, which this version does not have, instead of running on PGMQ silently', async () => {
+    const result = await tasker(['config', 'validate'], { TASKER_MESSAGING_BACKEND: 'rabbitmq' });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('✗ Configuration has 1 problem:');
+    expect(result.stdout).toContain(
+      'environment variable TASKER_MESSAGING_BACKEND: messaging.backend: the RabbitMQ backend is not available in this version of Tasker',
+    );
+    expect(result.stdout).not.toContain('✓ Messaging backend');
+    const service = await tasker(['orchestration', '--bind', '127.0.0.1:0', '--grpc-bind', '127.0.0.1:0'], {
+      TASKER_MESSAGING_BACKEND: 'rabbitmq',
+    });
+    expect(service.code).toBe(1);
+    expect(service.stdout + service.stderr).toContain('the RabbitMQ backend is not available');
   });
 
   it('a broken TASKER_CONFIG_ROOT: exit 1, every problem printed, no stack trace', async () => {
@@ -287,6 +301,26 @@ describe('tasker config show (real processes)', () => {
     ]);
     expect(result.stderr).not.toContain(DB_PASSWORD);
     expect(result.stderr).not.toMatch(STACK_LINE);
+  });
+
+  it('every URL form keeps its password out: query parameters, an unencoded @, config show, migrate errors', async () => {
+    const forms = [
+      `postgres://root@127.0.0.1:1/tasker?password=${DB_PASSWORD}`,
+      `postgres://root:P@${DB_PASSWORD}@127.0.0.1:1/tasker`,
+      `postgres://root@127.0.0.1:1/tasker?sslmode=disable&sslpassword=${DB_PASSWORD}`,
+    ];
+    for (const url of forms) {
+      const shown = await tasker(['config', 'show', '--json'], { DATABASE_URL: url });
+      expect(shown.code, url).toBe(0);
+      expect(shown.stdout, url).not.toContain(DB_PASSWORD);
+      const sources = await tasker(['config', 'show', '--sources'], { DATABASE_URL: url });
+      expect(sources.stdout, url).not.toContain(DB_PASSWORD);
+      // Port 1 refuses: the error names the database without its password.
+      const migrated = await tasker(['migrate'], { DATABASE_URL: url });
+      expect(migrated.code, url).not.toBe(0);
+      expect(migrated.stdout + migrated.stderr, url).toContain('127.0.0.1:1');
+      expect(migrated.stdout + migrated.stderr, url).not.toContain(DB_PASSWORD);
+    }
   });
 
   // Known defect (reported): --sources falls back to the file that set the parent table, so a key that only

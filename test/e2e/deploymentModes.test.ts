@@ -384,7 +384,10 @@ listener_reconnect_interval_ms = 50
     const ready = await getJson(`${worker.url}/health/ready`);
     expect(ready.status).toBe(503);
     expect(
-      worker.logs.some((l) => l.level === 'error' && l.msg.startsWith('listen connection failed; giving up')),
+      worker.logs.some(
+        (l) =>
+          l.level === 'error' && l.msg.startsWith('listen connection failed max reconnect attempts in a row'),
+      ),
     ).toBe(true);
   });
 });

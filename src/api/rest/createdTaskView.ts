@@ -14,6 +14,11 @@ import { taskView } from './views.ts';
 import type { TaskView } from './views.ts';
 
 const SATISFIES_DEPENDENCY = new Set(['complete', 'resolved_manually']);
+/**
+ * Steps listed in the answer to a creation: a small request must not answer megabytes (a 2,000-step task's
+ * steps are about 1 MB of JSON). The counters cover every step; the step routes list them all.
+ */
+export const CREATION_ANSWER_MAX_STEPS = 100;
 const RUNNABLE = new Set(['pending', 'waiting_for_retry']);
 const AWAITING_ORCHESTRATION = new Set(['enqueued_for_orchestration', 'enqueued_as_error_for_orchestration']);
 
@@ -21,7 +26,7 @@ export function createdTaskView(
   snapshot: TaskSnapshotRow,
   template: TaskTemplate,
   now = Date.now(),
-): TaskView {
+): TaskView & { steps_omitted?: number } {
   const dependenciesOf = new Map(template.steps.map((step) => [step.name, [...step.dependencies].sort()]));
   const stateOf = new Map(snapshot.steps.map((step) => [step.name, step.status]));
   const steps: StepViewRow[] = snapshot.steps.map((step) => {
@@ -60,7 +65,7 @@ export function createdTaskView(
     ready: steps.filter((step) => step.ready).length,
   };
   const context = evaluateExecutionContext(counts);
-  return taskView({
+  const view = taskView({
     ...snapshot,
     total_steps: counts.total,
     pending_steps: counts.pending,
@@ -72,6 +77,9 @@ export function createdTaskView(
     recommended_action: context.recommendedAction,
     completion_percentage: context.completionPercentage,
     health_status: context.healthStatus,
-    steps,
+    steps: steps.slice(0, CREATION_ANSWER_MAX_STEPS),
   });
+  return steps.length > CREATION_ANSWER_MAX_STEPS
+    ? { ...view, steps_omitted: steps.length - CREATION_ANSWER_MAX_STEPS }
+    : view;
 }

@@ -8,6 +8,8 @@ export interface StepFailure {
   retryable: boolean;
   retry_after_ms?: number;
   code?: string;
+  /** Stack frames of an unexpected error (not a PermanentError or RetryableError), bounded by the worker. */
+  backtrace?: string[];
 }
 
 export type CompleteOutcome = 'stored' | 'stale' | 'complete' | 'retry' | 'error' | 'noop';

@@ -41,7 +41,10 @@ export interface DlqEntry {
   resolved_by: string | null;
   /** The task row and its steps (state, attempts, last_error, ...) when it was dead-lettered. */
   task_snapshot: unknown;
-  /** staleness_timeout: threshold_minutes, minutes_in_state, minutes_without_progress, exceeded, detected_by. */
+  /**
+   * staleness_timeout: threshold_minutes, minutes_in_state, minutes_without_progress, exceeded, detected_by;
+   * max_retries_exceeded: exhausted_steps [{step, attempts, max_attempts, error_type}], detected_by.
+   */
   metadata: Record<string, unknown>;
 }
 

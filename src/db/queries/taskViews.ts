@@ -131,6 +131,8 @@ export interface TaskSummaryRow {
   total_steps: number;
   completed_steps: number;
   failed_steps: number;
+  /** completed_steps of total_steps, 0..100 with 2 decimals: the task view's formula (readiness.sql). */
+  completion_percentage: number;
 }
 
 // One round trip: the count of all matches and one page of them. The count row is LEFT JOINed to the page
@@ -147,7 +149,9 @@ const TASK_LIST_SQL = `WITH filtered AS (
 ), page AS (
   SELECT * FROM filtered ORDER BY created_at DESC, task_uuid DESC LIMIT $6 OFFSET $7
 )
-SELECT c.total_count, p.*, sc.total_steps, sc.completed_steps, sc.failed_steps
+SELECT c.total_count, p.*, sc.total_steps, sc.completed_steps, sc.failed_steps,
+       CASE WHEN sc.total_steps = 0 THEN 0
+            ELSE round(sc.completed_steps * 100.0 / sc.total_steps, 2) END::float8 AS completion_percentage
 FROM (SELECT count(*)::int AS total_count FROM filtered) c
 LEFT JOIN page p ON true
 LEFT JOIN LATERAL (

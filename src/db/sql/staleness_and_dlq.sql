@@ -109,6 +109,34 @@ AS $$
   FROM measured m
 $$;
 
+-- Records a pending DLQ entry for a task: the reason, the task's state before it failed, a snapshot of the task
+-- and its steps, and the facts that led there (metadata). At most one pending entry per task: the insert does
+-- nothing on the pending-entry unique index (tasks_dlq_pending_task_idx), so a second detection of the same
+-- failure, or a revived task that fails again before an operator closed its entry, keeps the one open entry.
+-- Returns whether an entry was added. The caller holds the task row lock. Callers: detect_stale_tasks
+-- (staleness_timeout), _evaluate_task in task_finalization.sql (max_retries_exceeded).
+CREATE OR REPLACE FUNCTION tasker._dead_letter_task(p_task uuid, p_original_state text, p_reason text, p_metadata jsonb)
+RETURNS boolean
+LANGUAGE plpgsql
+AS $$
+BEGIN
+  INSERT INTO tasker.tasks_dlq (task_uuid, original_state, dlq_reason, task_snapshot, metadata)
+  SELECT t.task_uuid, p_original_state, p_reason,
+         to_jsonb(t) || jsonb_build_object('steps', (
+           SELECT coalesce(jsonb_agg(jsonb_build_object(
+                    'workflow_step_uuid', ws.workflow_step_uuid, 'name', ws.name,
+                    'current_state', ws.current_state, 'attempts', ws.attempts,
+                    'max_attempts', ws.max_attempts, 'last_error', ws.last_error,
+                    'next_retry_at', ws.next_retry_at, 'last_attempted_at', ws.last_attempted_at,
+                    'claimed_by', ws.claimed_by) ORDER BY ws.name), '[]'::jsonb)
+           FROM tasker.workflow_steps ws WHERE ws.task_uuid = t.task_uuid)),
+         p_metadata
+  FROM tasker.tasks t WHERE t.task_uuid = p_task
+  ON CONFLICT (task_uuid) WHERE resolution_status = 'pending' DO NOTHING;
+  RETURN FOUND;
+END;
+$$;
+
 -- The staleness detector's sweep: up to p_batch stale tasks (longest without progress first) each get one
 -- pending DLQ entry (reason staleness_timeout, a snapshot of the task and its steps, the measured facts as
 -- metadata; ON CONFLICT with the pending-entry unique index tasks_dlq_pending_task_idx DO NOTHING, so a task
@@ -201,19 +229,7 @@ BEGIN
             'exceeded', f.exceeded,
             'detected_by', v_detected_by);
 
-          INSERT INTO tasker.tasks_dlq (task_uuid, original_state, dlq_reason, task_snapshot, metadata)
-          SELECT t.task_uuid, f.state, 'staleness_timeout',
-                 to_jsonb(t) || jsonb_build_object('steps', (
-                   SELECT coalesce(jsonb_agg(jsonb_build_object(
-                            'workflow_step_uuid', ws.workflow_step_uuid, 'name', ws.name,
-                            'current_state', ws.current_state, 'attempts', ws.attempts,
-                            'max_attempts', ws.max_attempts, 'last_error', ws.last_error,
-                            'next_retry_at', ws.next_retry_at, 'last_attempted_at', ws.last_attempted_at,
-                            'claimed_by', ws.claimed_by) ORDER BY ws.name), '[]'::jsonb)
-                   FROM tasker.workflow_steps ws WHERE ws.task_uuid = t.task_uuid)),
-                 v_facts
-          FROM tasker.tasks t WHERE t.task_uuid = c.task_uuid
-          ON CONFLICT (task_uuid) WHERE resolution_status = 'pending' DO NOTHING;
+          PERFORM tasker._dead_letter_task(c.task_uuid, f.state, 'staleness_timeout', v_facts);
 
           FOR s IN
             SELECT ws.workflow_step_uuid, ws.current_state, ws.attempts, ws.lease_msg_id, ws.last_error

@@ -22,7 +22,8 @@
 
 -- Decides a task's state from the counts of its steps by state, moves it there, and returns it:
 --   * a step in error: the task fails fast (reference §3.2), steps_in_process -> evaluating_results ->
---     blocked_by_failures -> error; an operator can revive it (apply_step_action);
+--     blocked_by_failures -> error; an operator can revive it (apply_step_action). When a step in error used
+--     all its attempts on retryable failures, the task also gets a pending DLQ entry (max_retries_exceeded, _dead_letter_task);
 --   * every step complete or resolved_manually: -> evaluating_results -> complete;
 --   * nothing in flight and a step waiting for a retry: -> waiting_for_retry;
 --   * steps in flight: steps_in_process;
@@ -40,6 +41,7 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
   v_state text;
+  v_exhausted jsonb;
   c record;
 BEGIN
   SELECT current_state INTO v_state FROM tasker.tasks WHERE task_uuid = p_task;
@@ -63,6 +65,21 @@ BEGIN
     PERFORM tasker._task_path(p_task, 'steps_in_process',
       ARRAY['evaluating_results', 'blocked_by_failures', 'error'],
       ARRAY['step_completed', 'permanent_failure', 'give_up'], p_processor);
+    -- A step that used every attempt it had on failures that would otherwise have been retried: the task goes
+    -- where an operator looks (the DLQ) now, not when the staleness detector would find it. A failure final by
+    -- itself (a PermanentError, a non-retryable error, a step with retry.retryable false) exhausted nothing: no
+    -- entry for that reason.
+    SELECT jsonb_agg(jsonb_build_object('step', ws.name, 'attempts', ws.attempts, 'max_attempts', ws.max_attempts,
+                                        'error_type', ws.last_error ->> 'error_type') ORDER BY ws.name)
+    INTO v_exhausted
+    FROM tasker.workflow_steps ws
+    WHERE ws.task_uuid = p_task AND ws.current_state = 'error' AND ws.attempts >= ws.max_attempts
+      AND ws.retryable AND coalesce((ws.last_error ->> 'retryable')::boolean, true);
+    IF v_exhausted IS NOT NULL THEN
+      PERFORM tasker._dead_letter_task(p_task, 'blocked_by_failures', 'max_retries_exceeded',
+        jsonb_build_object('exhausted_steps', v_exhausted,
+                           'detected_by', coalesce(p_processor::text, 'task_finalization')));
+    END IF;
     RETURN 'error';
   END IF;
   IF c.done = c.total THEN

@@ -289,16 +289,25 @@ export class NotificationListener {
     this.stateData.consecutiveFailures += 1;
     this.stateData.lastError = errorMessage(error);
     if (this.stopping) return;
+    const delay = this.backoffDelay(this.stateData.consecutiveFailures);
     if (this.stateData.consecutiveFailures > this.maxReconnectAttempts) {
+      // Unhealthy from here on (health and readiness say so), but never given up: a database down for minutes
+      // comes back, and the process must then take work again without a restart.
+      if (this.stateData.status !== 'failed') {
+        this.logger.error(
+          {
+            attempts: this.stateData.consecutiveFailures - 1,
+            err: this.stateData.lastError,
+            retryInMs: delay,
+          },
+          'listen connection failed max reconnect attempts in a row: unhealthy; still retrying',
+        );
+      }
       this.stateData.status = 'failed';
-      this.logger.error(
-        { attempts: this.stateData.consecutiveFailures - 1, err: this.stateData.lastError },
-        'listen connection failed; giving up after max reconnect attempts',
-      );
+      this.scheduleReconnect(delay);
       return;
     }
     this.stateData.status = this.everConnected ? 'reconnecting' : 'connecting';
-    const delay = this.backoffDelay(this.stateData.consecutiveFailures);
     this.logger.warn(
       { err: this.stateData.lastError, retryInMs: delay },
       'listen connection failed; retrying',
@@ -319,6 +328,18 @@ export class NotificationListener {
     this.logger.warn({ err: this.stateData.lastError }, 'listen connection lost; reconnecting');
     void connection.close().catch(() => undefined);
     this.scheduleReconnect(this.backoffDelay(1));
+  }
+
+  /**
+   * The database is back (a circuit breaker's probe got an answer): try the connection now instead of at the
+   * end of the current backoff, which after an outage of seconds may be seconds away. A no-op unless a
+   * reconnect is waiting; the next failure backs off from where it was.
+   */
+  reconnectNow(): void {
+    if (this.stopping || this.reconnectTimer === null) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    void this.connect();
   }
 
   private scheduleReconnect(delayMs: number): void {

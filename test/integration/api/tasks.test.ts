@@ -340,6 +340,38 @@ describe('POST /v1/tasks refusals', () => {
   });
 });
 
+describe('POST /v1/tasks without a version', () => {
+  it('runs the highest registered version in semantic version order, not the newest registration or 0.1.0', async () => {
+    const api = getApi();
+    const { registerTemplate } = await import('../../../src/db/queries/registerTemplate.ts');
+    const { parseTaskTemplate } = await import('../../../src/domain/template/templateParser.ts');
+    // Registered out of order: "1.9.0" sorts above "1.10.0" as text and is the newest registration.
+    for (const version of ['1.10.0', '1.10.0-rc.1', '1.2.0', '1.9.0']) {
+      await registerTemplate(
+        api.db,
+        parseTaskTemplate(
+          `name: versioned_echo\nnamespace_name: api_ops\nversion: ${version}\nsteps:\n  - name: echo\n    handler: { callable: Resilience.Echo }\n`,
+          `versioned_echo_${version}.yaml`,
+        ),
+      );
+    }
+    const created = await api.post<TaskView>('/v1/tasks', { namespace: 'api_ops', name: 'versioned_echo' });
+    expect(created.status).toBe(201);
+    expect(created.body.version).toBe('1.10.0');
+    const named = await api.post<TaskView>('/v1/tasks', {
+      namespace: 'api_ops',
+      name: 'versioned_echo',
+      version: '1.2.0',
+    });
+    expect(named.body.version).toBe('1.2.0');
+    const none = await api.post<ErrorBody>('/v1/tasks', { namespace: 'api_ops', name: 'never_registered' });
+    expect(none.status).toBe(404);
+    expect(none.body.error.message).toBe(
+      'no template api_ops/never_registered is registered; start a worker that serves it (it registers its templates) or check the namespace and name',
+    );
+  });
+});
+
 describe('GET /v1/tasks: filters and pagination', () => {
   it('counts, pages and filters exactly the tasks created', async () => {
     const api = getApi();

@@ -110,10 +110,12 @@ describe('handler errors are recognised by their marker, not instanceof', () => 
     });
     const plain = new Error('boom');
     plain.name = 'PermanentError';
+    // Not a Tasker error, so its stack is kept as for any unexpected error.
     expect(await failureOf(plain)).toEqual({
       message: 'boom',
       error_type: 'PermanentError',
       retryable: true,
+      backtrace: expect.arrayContaining([expect.stringContaining('handlerErrorMarkers.test.ts:')]) as unknown,
     });
   });
 

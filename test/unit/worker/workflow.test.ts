@@ -107,6 +107,7 @@ function stepContext(
     maxAttempts: 3,
     signal: new AbortController().signal,
     idempotencyKey: 'k',
+    logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
     dependency: <T>(name: string): T => {
       if (!(name in dependencyResults)) throw new PermanentError(`no dependency result "${name}"`);
       return dependencyResults[name] as T;

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { TaskerError } from '../../../domain/errors.ts';
 import type { Logger } from '../../../observability/logger.ts';
+import type { Queryable } from '../../../db/database.ts';
+import { listLiveWorkers, namespacesWithoutWorkers } from '../../../db/queries/workerRegistry.ts';
 import type { RestContext } from '../restContext.ts';
 import {
   circuitBreakerStates,
@@ -94,11 +96,34 @@ const detailedSchema = {
     circuit_breaker_details: { type: 'object', additionalProperties: true },
     executors: { type: 'object', additionalProperties: true },
     health_evaluation: { type: 'object', additionalProperties: true },
+    workers: { type: 'object', additionalProperties: true },
   },
 } as const;
 
 /** The queue the basic check reads counters of: every orchestrator consumes it. */
 const PROBE_QUEUE = 'orchestration_step_results';
+
+/**
+ * The live workers (heartbeat in tasker.worker_namespaces) and the namespaces whose unfinished tasks no live
+ * worker serves: such tasks wait without end, and nothing else in the cluster would say why. Left out when the
+ * read fails: the database section already says what is wrong.
+ */
+async function workersSection(db: Queryable, logger: Logger): Promise<Record<string, unknown> | undefined> {
+  try {
+    const [live, unserved] = await Promise.all([listLiveWorkers(db), namespacesWithoutWorkers(db)]);
+    return {
+      live: live.map((worker) => ({
+        ...worker,
+        started_at: worker.started_at.toISOString(),
+        heartbeat_at: worker.heartbeat_at.toISOString(),
+      })),
+      namespaces_without_worker: unserved,
+    };
+  } catch (error) {
+    logger.warn({ err: error }, 'reading the worker registry for /health/detailed failed');
+    return undefined;
+  }
+}
 
 async function runCheck(
   name: string,
@@ -235,6 +260,7 @@ export function registerHealthRoutes(
     async (_request, reply) => {
       const { status, database, messageQueue, intake } = await components();
       const sources = options.healthSources;
+      const workers = database === 'healthy' ? await workersSection(ctx.db, ctx.logger) : undefined;
       return reply.code(status === 'healthy' ? 200 : 503).send({
         status,
         timestamp: new Date().toISOString(),
@@ -252,6 +278,7 @@ export function registerHealthRoutes(
         circuit_breakers: circuitBreakersSection(sources),
         circuit_breaker_details: circuitBreakerDetailsSection(sources),
         ...(sources?.executors !== undefined && { executors: sources.executors() }),
+        ...(workers !== undefined && { workers }),
       });
     },
   );

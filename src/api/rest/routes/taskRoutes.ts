@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { cancelTask } from '../../../db/queries/orchestrationQueues.ts';
 import { getTaskSnapshot, getTaskView, listTaskSummaries } from '../../../db/queries/taskViews.ts';
 import type { TaskViewRow } from '../../../db/queries/taskViews.ts';
+import { servedNamespaces } from '../../../db/queries/workerRegistry.ts';
 import { TERMINAL_TASK_STATES } from '../../../domain/state/taskStates.ts';
 import { ConflictError, NotFoundError } from '../../../domain/errors.ts';
 import { initializeTask } from '../../../orchestration/taskInitializer.ts';
@@ -26,6 +27,16 @@ interface TaskListQuery {
   created_before?: string;
   page: number;
   per_page: number;
+}
+
+function noLiveWorker(namespace: string): { code: 'no_live_worker'; message: string; namespace: string } {
+  return {
+    code: 'no_live_worker',
+    message:
+      `no live worker serves namespace "${namespace}": its steps wait until one starts ` +
+      `(npx tasker worker --templates <folder with the ${namespace} templates> --handlers <module>)`,
+    namespace,
+  };
 }
 
 export function taskNotFound(taskUuid: string): NotFoundError {
@@ -100,6 +111,21 @@ async function waitUntilFinished(
   }
 }
 
+/**
+ * The `Idempotency-Key` header of a task creation: 1..255 visible ASCII characters, or absent.
+ * @throws ApiError 400 TASKER_INVALID_REQUEST for any other value
+ */
+function idempotencyKeyHeader(value: string | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string' && /^[\x21-\x7e]{1,255}$/.test(value)) return value;
+  throw new ApiError(
+    400,
+    'TASKER_INVALID_REQUEST',
+    'the Idempotency-Key header must be one value of 1 to 255 visible ASCII characters (a UUID, say)',
+    { details: { fields: [{ field: 'Idempotency-Key', location: 'header', message: 'invalid' }] } },
+  );
+}
+
 /** 503 with Retry-After when the service sheds load, before any work is done for the request. */
 function shedLoad(ctx: RestContext): void {
   const seconds = ctx.backpressure();
@@ -125,7 +151,9 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void
           'Runs a registered template with a JSON context. Unknown fields are refused. The identity of the ' +
           "request (per the template's identity_strategy, or idempotency_key) must be new: a duplicate is 409. " +
           'With `wait`, the answer comes as soon as the task is finished (or after `wait` seconds, with the ' +
-          'task as it is then): create and await the result in one request.',
+          'task as it is then): create and await the result in one request. An `Idempotency-Key` header ' +
+          '(1..255 visible ASCII characters, the same on every retry) makes a retry after a lost answer get the ' +
+          'task the first attempt created: 200 with `Idempotent-Replayed: true`.',
         querystring: waitQuerySchema,
         body: taskRequestJsonSchema(),
         response: {
@@ -146,9 +174,11 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void
     async (request, reply) => {
       shedLoad(ctx);
       const waitMs = Math.min(request.query.wait * 1000, ctx.maxWaitMs);
-      const { created, template } = await initializeTask(ctx.db, request.body, {
+      const requestKey = idempotencyKeyHeader(request.headers['idempotency-key']);
+      const { created, template, replayed } = await initializeTask(ctx.db, request.body, {
         templates: ctx.templates,
         limits: ctx.limits,
+        ...(requestKey !== undefined && { requestKey }),
         ...(ctx.processorUuid !== undefined && { processorUuid: ctx.processorUuid }),
         ...(ctx.metrics !== undefined && { metrics: ctx.metrics }),
         ...(ctx.tracing !== undefined && {
@@ -157,12 +187,26 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void
           traceparent: request.headers.traceparent,
         }),
       });
+      if (replayed === true && waitMs === 0) {
+        // A retry of a request whose answer was lost: the task that request created, as it is now.
+        const row = await getTaskView(ctx.db, created.taskUuid);
+        if (row === undefined) throw taskNotFound(created.taskUuid);
+        return reply
+          .code(200)
+          .header('idempotent-replayed', 'true')
+          .header('location', `/v1/tasks/${created.taskUuid}`)
+          .send(taskView(row));
+      }
       if (waitMs > 0) {
         // The task runs while this request waits; the finished view is the answer.
         const read = () => getTaskView(ctx.db, created.taskUuid);
         const row = await waitUntilFinished(ctx, created.taskUuid, read, waitMs, clientGone(reply), true);
         if (row === undefined) throw taskNotFound(created.taskUuid);
-        return reply.code(201).header('location', `/v1/tasks/${created.taskUuid}`).send(taskView(row));
+        if (replayed === true) reply.header('idempotent-replayed', 'true');
+        return reply
+          .code(replayed === true ? 200 : 201)
+          .header('location', `/v1/tasks/${created.taskUuid}`)
+          .send(taskView(row));
       }
       // One primary-key read. The dependencies come from the template the task was planned from, which
       // initializeTask hands back: the request reads the registry once, whether the template cache is on or off.
@@ -249,7 +293,12 @@ export function registerTaskRoutes(app: FastifyInstance, ctx: RestContext): void
       const row =
         waitMs > 0 ? await waitUntilFinished(ctx, taskUuid, read, waitMs, clientGone(reply)) : await read();
       if (row === undefined) throw taskNotFound(taskUuid);
-      return taskView(row);
+      const view = taskView(row);
+      if (FINISHED.has(row.status)) return view;
+      // An unfinished task of a namespace no worker serves waits forever; say so instead of letting the
+      // caller wait in silence. One indexed read, only for unfinished tasks.
+      const served = await servedNamespaces(ctx.db, [row.namespace]);
+      return served.has(row.namespace) ? view : { ...view, warnings: [noLiveWorker(row.namespace)] };
     },
   );
 

@@ -124,6 +124,27 @@ export const taskViewSchema = {
       description: 'created_at to completed_at in milliseconds, once the task is finished',
     },
     steps: { type: 'array', items: stepViewSchema },
+    warnings: {
+      type: 'array',
+      description:
+        'Only in GET /v1/tasks/{uuid} of an unfinished task, and only when something keeps it from making ' +
+        'progress: `no_live_worker` when no worker has sent a heartbeat for its namespace in the last 30 s',
+      items: {
+        type: 'object',
+        required: ['code', 'message'],
+        properties: {
+          code: { type: 'string', enum: ['no_live_worker'] },
+          message: { type: 'string' },
+          namespace: { type: 'string' },
+        },
+      },
+    },
+    steps_omitted: {
+      type: 'integer',
+      description:
+        'Only in the answer to POST /v1/tasks for a task with more steps than it lists (the first 100 by uuid): ' +
+        'how many were left out; GET /v1/tasks/{uuid}/workflow_steps lists them all',
+    },
   },
 } as const;
 
@@ -135,6 +156,7 @@ const taskSummarySchema = {
     total_steps: { type: 'integer' },
     completed_steps: { type: 'integer' },
     failed_steps: { type: 'integer' },
+    completion_percentage: { type: 'number', description: '0..100, 2 decimals, as in the task view' },
   },
 } as const;
 
