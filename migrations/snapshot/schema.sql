@@ -2247,10 +2247,12 @@ CREATE FUNCTION tasker.get_step_readiness_status(p_task uuid) RETURNS TABLE(work
     AS $$
   SELECT s.workflow_step_uuid, s.name::text, s.current_state,
          coalesce(p.total, 0) = coalesce(p.completed, 0) AS dependencies_satisfied,
-         (s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts)) AS retry_eligible,
+         (s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts
+                               AND coalesce((s.last_error ->> 'retryable')::boolean, true))) AS retry_eligible,
          (s.current_state IN ('pending', 'waiting_for_retry')
            AND coalesce(p.total, 0) = coalesce(p.completed, 0)
-           AND (s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts))
+           AND (s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts
+                                   AND coalesce((s.last_error ->> 'retryable')::boolean, true)))
            AND (s.next_retry_at IS NULL OR s.next_retry_at <= clock_timestamp())) AS ready_for_execution,
          s.next_retry_at, coalesce(p.total, 0)::integer, coalesce(p.completed, 0)::integer, s.attempts, s.max_attempts,
          s.last_attempted_at

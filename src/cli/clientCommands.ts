@@ -114,6 +114,53 @@ function describeCredential(flags: ClientFlags): string {
   return `an API key was sent (from ${nonEmpty(flags.apiKey) !== undefined ? '--api-key' : 'TASKER_API_KEY'})`;
 }
 
+interface LiveWorkerRow {
+  worker_id: string;
+  hostname: string;
+  namespaces: string[];
+  capacity: number;
+  version: string;
+  heartbeat_age_seconds: number;
+}
+
+/**
+ * `tasker worker list`, a subcommand of the `tasker worker` service command: commander runs the service's own
+ * action when the first operand is not `list`, so `tasker worker --handlers ...` is unchanged. It reads the
+ * registry through the REST API like every other client command, so an operator needs no database access.
+ */
+export function registerWorkerListCommand(worker: Command): void {
+  withClientOptions(
+    worker
+      .command('list')
+      .description(
+        'live workers: id, host, namespaces, capacity, version and heartbeat age (GET /v1/workers)',
+      ),
+  ).action(async (flags: ClientFlags) => {
+    const answer = await clientFrom(flags).request<{ workers: LiveWorkerRow[] }>('GET', '/v1/workers');
+    if (flags.json === true) {
+      printJson(answer);
+      return;
+    }
+    if (answer.workers.length === 0) {
+      out('no live worker: start one with `npx tasker worker --handlers <module>` (docs/services.md)');
+      return;
+    }
+    out(
+      table(
+        ['WORKER', 'HOST', 'NAMESPACES', 'CAPACITY', 'VERSION', 'HEARTBEAT'],
+        answer.workers.map((w) => [
+          w.worker_id,
+          w.hostname,
+          w.namespaces.join(','),
+          String(w.capacity),
+          w.version,
+          `${w.heartbeat_age_seconds.toFixed(1)}s ago`,
+        ]),
+      ),
+    );
+  });
+}
+
 export interface ClientCommands {
   /** A line explaining a 401/403 answer to the last client command, or undefined for any other error. */
   authHint(error: unknown): string | undefined;

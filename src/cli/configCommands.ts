@@ -6,7 +6,7 @@ import type { AuthSettings } from '../config/authSettings.ts';
 import { loadConfig } from '../config/loadConfig.ts';
 import type { LoadedConfig } from '../config/loadConfig.ts';
 import { redactConfig } from '../config/redactConfig.ts';
-import { sourceOf, unsupportedSettingProblems } from '../config/validateConfig.ts';
+import { productionDefaultProblems, sourceOf, unsupportedSettingProblems } from '../config/validateConfig.ts';
 import { redactSecrets } from '../domain/secretRedaction.ts';
 
 const out = (line: string): void => {
@@ -37,7 +37,7 @@ export function registerConfigCommands(program: Command): void {
       try {
         loaded = loadConfig();
         // What the services check at start: key files readable, key variables set, a key source when on.
-        const problems = [...unsupportedSettingProblems(loaded)];
+        const problems = [...unsupportedSettingProblems(loaded), ...productionDefaultProblems(loaded)];
         for (const role of ['orchestration', 'worker'] as const) {
           if (!loaded.config[role].web.enabled) continue;
           try {

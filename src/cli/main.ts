@@ -8,7 +8,7 @@ import { registerConfigCommands } from './configCommands.ts';
 import { registerServiceCommands } from './serviceCommands.ts';
 import { registerDevCommand } from './devCommand.ts';
 import { registerAuthCommands } from './authCommands.ts';
-import { registerClientCommands } from './clientCommands.ts';
+import { registerClientCommands, registerWorkerListCommand } from './clientCommands.ts';
 import { TASKER_VERSION } from '../services/version.ts';
 
 // `tasker config show | head` closes the pipe early: that is the reader being done, not an error.
@@ -27,9 +27,10 @@ registerMigrateCommand(program);
 registerQueueCommands(program);
 registerDemoCommand(program);
 registerConfigCommands(program);
-registerServiceCommands(program);
+const serviceCommands = registerServiceCommands(program);
 registerDevCommand(program);
 const clientCommands = registerClientCommands(program);
+registerWorkerListCommand(serviceCommands.worker);
 registerAuthCommands(program);
 
 try {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/loadConfig.ts';
 import type { LoadedConfig } from '../config/loadConfig.ts';
-import { createLogger } from '../observability/logger.ts';
+import { createLogger, resolveLogFormat } from '../observability/logger.ts';
 import type { Logger } from '../observability/logger.ts';
 import { exitOnShutdownSignals } from '../resilience/gracefulShutdown.ts';
 
@@ -38,7 +38,15 @@ export function loadServiceConfig(flags: ServiceFlags): LoadedConfig {
 }
 
 export function serviceLogger(loaded: LoadedConfig, role: string): Logger {
-  return createLogger({ level: loaded.config.telemetry.log_level, name: `tasker-${role}` });
+  return createLogger({
+    level: loaded.config.telemetry.log_level,
+    name: `tasker-${role}`,
+    format: resolveLogFormat(
+      loaded.config.telemetry.log_format,
+      loaded.environment,
+      process.stderr.isTTY === true,
+    ),
+  });
 }
 
 /**
@@ -46,7 +54,7 @@ export function serviceLogger(loaded: LoadedConfig, role: string): Logger {
  * starts: they take about 1.3 s to load, which every other command (`task get`, `migrate`, `config show`)
  * would otherwise pay.
  */
-export function registerServiceCommands(program: Command): void {
+export function registerServiceCommands(program: Command): { worker: Command } {
   program
     .command('orchestration')
     .description(
@@ -72,7 +80,7 @@ export function registerServiceCommands(program: Command): void {
       });
     });
 
-  program
+  const worker = program
     .command('worker')
     .description(
       'run a worker: claim steps of its namespaces and run their TypeScript handlers (health on :8081)',
@@ -99,4 +107,5 @@ export function registerServiceCommands(program: Command): void {
         hardDeadlineMs: loaded.config.worker.shutdown_timeout_ms + HARD_DEADLINE_MARGIN_MS,
       });
     });
+  return { worker };
 }

@@ -26,6 +26,43 @@ function tomlFilesIn(folder: string): string[] {
     .map((name) => join(folder, name));
 }
 
+/**
+ * What a TOML mistake usually is, by smol-toml's reason (its message has no code, so its words are the key; an
+ * unmatched reason gets no hint rather than a wrong one).
+ */
+const TOML_HINTS: readonly [RegExp, string][] = [
+  [
+    /illegal character in key|illegal empty bare key|cannot find end of key/,
+    'a bare key holds only letters, digits, _ and -: write max_connections = 5, or quote the key ("my key" = 5)',
+  ],
+  [/unfinished string/, 'close the string with the quote it opened with, on the same line'],
+  [
+    /invalid value|unfinished numeric value/,
+    'a value is a "quoted string", a number, true or false, an [array] or an {inline = "table"}',
+  ],
+  [/followed by an end-of-line/, 'one key = value per line; comments start with #'],
+  [/unfinished table|end of table array/, 'a table header is [name] or [[name]] on a line of its own'],
+  [/redefine/, 'each key and each [table] may appear only once per file'],
+  [
+    /unfinished array|expected comma/,
+    'separate array and inline-table items with commas and close the bracket',
+  ],
+];
+
+/** `reason (near "line"); hint`, from smol-toml's error: its message ends with a code frame we replace. */
+function tomlSyntaxMessage(error: TomlError, text: string): string {
+  const reason = (error.message.split('\n')[0] ?? error.message).replace(/^Invalid TOML document: /, '');
+  const line = text.split(/\r?\n/)[error.line - 1]?.trim() ?? '';
+  const near =
+    line === '' ? '' : ` near ${JSON.stringify(line.length > 60 ? `${line.slice(0, 57)}...` : line)}`;
+  // An unclosed [table] header is reported as a bad key: the header's own line says which it is.
+  const hint =
+    line.startsWith('[') && !line.endsWith(']')
+      ? `close the table header: ${line.startsWith('[[') ? `${line}]]` : `${line}]`}`
+      : TOML_HINTS.find(([pattern]) => pattern.test(reason))?.[1];
+  return `TOML syntax error: ${reason}${near}${hint === undefined ? '' : `; ${hint}`}`;
+}
+
 function parseFile(path: string, source: string, problems: ConfigProblem[]): ConfigFile | undefined {
   let text: string;
   try {
@@ -38,12 +75,10 @@ function parseFile(path: string, source: string, problems: ConfigProblem[]): Con
     return { source, data: parse(text) };
   } catch (error) {
     if (error instanceof TomlError) {
-      // smol-toml's message ends with a code frame; the first line says what is wrong.
-      const reason = error.message.split('\n')[0] ?? error.message;
       problems.push({
         source: `${source}:${error.line}:${error.column}`,
         path: '',
-        message: `TOML syntax error: ${reason}`,
+        message: tomlSyntaxMessage(error, text),
       });
       return undefined;
     }

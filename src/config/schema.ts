@@ -11,9 +11,10 @@ import { bool, decimal, int, list, oneOf, table, tableList, text } from './schem
 export const DEPLOYMENT_MODES = ['Hybrid', 'EventDrivenOnly', 'PollingOnly'] as const;
 export type DeploymentMode = (typeof DEPLOYMENT_MODES)[number];
 export const MESSAGING_BACKENDS = ['pgmq', 'rabbitmq'] as const;
+/** The default database URL: a local development database, never right for production (validateConfig.ts). */
+export const DEVELOPMENT_DATABASE_URL = 'postgres://root@127.0.0.1:5432/tasker_development';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-const SERVICES_PENDING = 'orchestration and worker services (issue 5)';
 const ENGINE_PENDING = 'workflow engine (issue 4)';
 const RABBITMQ_PENDING = 'RabbitMQ backend (roadmap: later)';
 
@@ -305,15 +306,11 @@ export const configSchema = table(
   {
     database: table(
       {
-        url: text(
-          'postgres://root@127.0.0.1:5432/tasker_development',
-          'PostgreSQL URL, or pglite:<folder>.',
-          {
-            pattern: /^(postgres(ql)?:\/\/.+|pglite:.+)$/,
-            expected: 'a postgres://… or pglite:<folder> URL',
-            secret: true,
-          },
-        ),
+        url: text(DEVELOPMENT_DATABASE_URL, 'PostgreSQL URL, or pglite:<folder>.', {
+          pattern: /^(postgres(ql)?:\/\/.+|pglite:.+)$/,
+          expected: 'a postgres://… or pglite:<folder> URL',
+          secret: true,
+        }),
         listen_url: text(
           '',
           'A direct PostgreSQL URL for the LISTEN connection when `url` goes through a transaction pooler (PgBouncer in transaction mode loses LISTEN); empty: `url`.',
@@ -709,10 +706,12 @@ export const configSchema = table(
 
     telemetry: table(
       {
-        log_level: oneOf(LOG_LEVELS, 'info', 'Lowest level written to the JSON log on stderr.'),
-        log_format: oneOf(['json', 'pretty'] as const, 'json', 'Log line format.', {
-          pending: SERVICES_PENDING,
-        }),
+        log_level: oneOf(LOG_LEVELS, 'info', 'Lowest level written to the log on stderr.'),
+        log_format: oneOf(
+          ['auto', 'json', 'pretty'] as const,
+          'auto',
+          'Log line format on stderr: `json` (one JSON object per line, for log collectors), `pretty` (one human-readable line per event: time, level, component, message, key=value fields) or `auto` (pretty in the development environment when stderr is a terminal, json otherwise).',
+        ),
         service_name: text(
           'tasker',
           'service.name of the exported spans (OTEL_SERVICE_NAME overrides it); `tasker.role` tells orchestration and worker apart.',

@@ -3,7 +3,7 @@ import { redactUrl } from '../domain/secretRedaction.ts';
 import { ConfigError } from '../domain/errors.ts';
 import type { ConfigProblem } from '../domain/errors.ts';
 import { grantProblem } from '../domain/auth/permissions.ts';
-import { configSchema } from './schema.ts';
+import { configSchema, DEVELOPMENT_DATABASE_URL } from './schema.ts';
 import type { TaskerConfig } from './schema.ts';
 import { isTable, keyDocs, objectKeys, schemaAt, unwrap } from './schemaBuilder.ts';
 
@@ -366,8 +366,36 @@ export function unsupportedSettingProblems(loaded: {
   ];
 }
 
-/** @throws ConfigError listing unsupportedSettingProblems, at a service's start */
-export function assertSupportedSettings(loaded: { config: TaskerConfig; provenance: Provenance }): void {
-  const problems = unsupportedSettingProblems(loaded);
+/**
+ * Production on the development database URL (the schema's default, which base/database.toml repeats): a
+ * production service would run against, or fail to reach, a local development database. The shipped
+ * production files set no URL on purpose; DATABASE_URL, DATABASE_URL_FILE or database.url in the
+ * environment's own files provides it.
+ */
+export function productionDefaultProblems(loaded: {
+  environment: string;
+  config: TaskerConfig;
+  provenance: Provenance;
+}): ConfigProblem[] {
+  if (loaded.environment !== 'production' || loaded.config.database.url !== DEVELOPMENT_DATABASE_URL)
+    return [];
+  return [
+    {
+      source: loaded.provenance.get('database.url') ?? 'defaults',
+      path: 'database.url',
+      message:
+        `production would use the development database ${DEVELOPMENT_DATABASE_URL}: ` +
+        'set DATABASE_URL (or DATABASE_URL_FILE, a file holding it), or database.url in environments/production/',
+    },
+  ];
+}
+
+/** @throws ConfigError listing unsupportedSettingProblems and productionDefaultProblems, at a service's start */
+export function assertSupportedSettings(loaded: {
+  config: TaskerConfig;
+  provenance: Provenance;
+  environment: string;
+}): void {
+  const problems = [...unsupportedSettingProblems(loaded), ...productionDefaultProblems(loaded)];
   if (problems.length > 0) throw new ConfigError(problems);
 }

@@ -72,6 +72,7 @@ const ORCHESTRATION_ROUTES: Route[] = [
   },
   { method: 'GET', path: '/v1/templates', permission: 'templates:read' },
   { method: 'GET', path: '/v1/templates/auth_test/absent/1.0.0', permission: 'templates:read' },
+  { method: 'GET', path: '/v1/workers', permission: 'system:handlers_read' },
   { method: 'GET', path: '/v1/dlq', permission: 'dlq:read' },
   { method: 'GET', path: '/v1/dlq/stats', permission: 'dlq:stats' },
   { method: 'GET', path: `/v1/dlq/entry/${ENTRY}`, permission: 'dlq:read' },
@@ -201,7 +202,7 @@ jwt_audience = "${AUDIENCE}"
 
 [[orchestration.web.auth.api_keys]]
 key_env = "TEST_ORCH_FULL_KEY"
-permissions = ["tasks:*", "steps:*", "dlq:*", "templates:*"]
+permissions = ["tasks:*", "steps:*", "dlq:*", "templates:*", "system:handlers_read"]
 description = "operators"
 
 [[orchestration.web.auth.api_keys]]

@@ -57,11 +57,17 @@ const SECRETS = {
   RABBITMQ_URL: `amqp://a:${MQ_PASSWORD}@mq/`,
 };
 
-/** Production requires a key source for its HTTP APIs (docs/security.md): a public key file gives one. */
+/** The production database, which production must be given (the default is a development database). */
+const PRODUCTION_DB = { DATABASE_URL: 'postgres://svc@db.internal:5432/tasker_production' };
+
+/**
+ * Production requires a key source for its HTTP APIs (docs/security.md): a public key file gives one; and a
+ * database URL of its own.
+ */
 function productionKey(): Record<string, string> {
   const file = join(tempDir(), 'public.pem');
   writeFileSync(file, '-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n');
-  return { TASKER_JWT_PUBLIC_KEY_PATH: file };
+  return { TASKER_JWT_PUBLIC_KEY_PATH: file, ...PRODUCTION_DB };
 }
 
 const shippedFiles = (environment: string): number =>
@@ -94,7 +100,7 @@ describe('tasker config validate (real processes)', () => {
   });
 
   it('TASKER_ENV=production without a key source: exit 1, naming the keys to set for each role', async () => {
-    const result = await tasker(['config', 'validate'], { TASKER_ENV: 'production' });
+    const result = await tasker(['config', 'validate'], { TASKER_ENV: 'production', ...PRODUCTION_DB });
     expect(result.code).toBe(1);
     expect(lines(result.stdout).slice(0, 1)).toEqual(['✗ Configuration has 2 problems:']);
     for (const role of ['orchestration', 'worker']) {
@@ -105,11 +111,25 @@ describe('tasker config validate (real processes)', () => {
     const off = await tasker(['config', 'validate'], {
       TASKER_ENV: 'production',
       TASKER_AUTH_ENABLED: 'false',
+      ...PRODUCTION_DB,
     });
     expect(off.code).toBe(0);
     expect(lines(off.stdout)).toContain(
       '! Auth (orchestration): off in production: the API is open to anyone who reaches it',
     );
+  });
+
+  it('TASKER_ENV=production without DATABASE_URL: exit 1, the default being a development database', async () => {
+    const result = await tasker(['config', 'validate'], {
+      TASKER_ENV: 'production',
+      ...productionKey(),
+      DATABASE_URL: '',
+    });
+    expect(result.code).toBe(1);
+    expect(lines(result.stdout)).toEqual([
+      '✗ Configuration has 1 problem:',
+      '  ✗ base/database.toml: database.url: production would use the development database postgres://root@127.0.0.1:5432/tasker_development: set DATABASE_URL (or DATABASE_URL_FILE, a file holding it), or database.url in environments/production/',
+    ]);
   });
 
   it('without TASKER_ENV it validates development', async () => {
@@ -171,7 +191,7 @@ describe('tasker config validate (real processes)', () => {
     expect(printed[0]).toBe('✗ Configuration has 5 problems:');
     expect(printed.slice(1).sort()).toEqual(
       [
-        '  ✗ environments/broken/syntax.toml:2:25: TOML syntax error: Invalid TOML document: invalid value',
+        '  ✗ environments/broken/syntax.toml:2:25: TOML syntax error: invalid value near "heartbeat_interval_ms = = 1"; a value is a "quoted string", a number, true or false, an [array] or an {inline = "table"}',
         '  ✗ environment variable DEPLOYMENT_MODE: expected one of "Hybrid", "EventDrivenOnly", "PollingOnly", found "Sometimes"',
         '  ✗ environments/broken/orchestration.toml: orchestration.polling.batch_size: expected an integer 1..10000, found "fifty"',
         '  ✗ environments/broken/orchestration.toml: orchestration.polling.batch_sise: unknown key "batch_sise"; did you mean "batch_size"? (known keys in [orchestration.polling]: task_request_poll_interval_ms, step_result_poll_interval_ms, finalization_poll_interval_ms, batch_size, max_messages_per_poll, error_backoff_base_ms, error_backoff_max_ms, error_backoff_multiplier)',

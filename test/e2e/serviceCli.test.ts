@@ -234,6 +234,30 @@ describe('the CLI client against a running server', () => {
     expect(again.stderr).toContain('[TASKER_STEP_ACTION_NOT_ALLOWED]');
   });
 
+  it('worker list shows the live worker from the registry; tasker worker stays the service command', async () => {
+    const worker = processes[1];
+    const listed = await tasker(['worker', 'list', '--url', url]);
+    expect(listed.stderr).toBe('');
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(/^WORKER\s+HOST\s+NAMESPACES\s+CAPACITY\s+VERSION\s+HEARTBEAT/);
+    expect(listed.stdout).toMatch(
+      new RegExp(
+        `\\S+-${worker?.pid}-worker-\\S+\\s+\\S+\\s+math,resilience\\s+\\d+\\s+\\d+\\.\\d+\\.\\d+\\S*\\s+\\d+\\.\\d+s ago`,
+      ),
+    );
+    const json = await tasker(['worker', 'list', '--json', '--url', url]);
+    const answer = JSON.parse(json.stdout) as {
+      workers: { pid: number; namespaces: string[]; heartbeat_age_seconds: number }[];
+    };
+    expect(answer.workers).toHaveLength(1);
+    expect(answer.workers[0]).toMatchObject({ pid: worker?.pid, namespaces: ['math', 'resilience'] });
+    expect(answer.workers[0]?.heartbeat_age_seconds).toBeLessThan(30);
+    // An operand that is not a subcommand still goes to the service command, which takes none.
+    const stray = await tasker(['worker', 'lsit']);
+    expect(stray.code).toBe(1);
+    expect(stray.stderr).toContain("too many arguments for 'worker'");
+  }, 120_000);
+
   it('unknown tasks and unreachable servers are one clear line each', async () => {
     const missing = await tasker(['task', 'get', '0190f5b4-3c1e-7c3b-9a57-2f0e8c1d4b6a', '--url', url]);
     expect(missing.code).toBe(1);

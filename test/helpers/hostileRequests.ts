@@ -352,12 +352,12 @@ export const HOSTILE_CASES: Case[] = [
     code: 'TASKER_INVALID_UUID',
   },
   {
-    name: 'step uuid that is not a UUID',
+    name: 'step that is neither a UUID nor a step name',
     method: 'GET',
     path: '/v1/tasks/:task/workflow_steps/42',
     status: 400,
-    code: 'TASKER_INVALID_UUID',
-    says: 'step_uuid',
+    code: 'TASKER_INVALID_REQUEST',
+    says: 'its UUID, or its name',
   },
   {
     name: 'UUID with a NUL byte',

@@ -22,6 +22,13 @@ export const CREATION_ANSWER_MAX_STEPS = 100;
 const RUNNABLE = new Set(['pending', 'waiting_for_retry']);
 const AWAITING_ORCHESTRATION = new Set(['enqueued_for_orchestration', 'enqueued_as_error_for_orchestration']);
 
+/** `retryable` of a stored last_error, as the readiness SQL reads it (`last_error ->> 'retryable'`). */
+function lastErrorRetryable(error: unknown): boolean | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const retryable = (error as { retryable?: unknown }).retryable;
+  return typeof retryable === 'boolean' ? retryable : undefined;
+}
+
 export function createdTaskView(
   snapshot: TaskSnapshotRow,
   template: TaskTemplate,
@@ -38,6 +45,7 @@ export function createdTaskView(
       attempts: step.attempts,
       maxAttempts: step.max_attempts,
       retryable: step.retryable,
+      lastErrorRetryable: lastErrorRetryable(step.error),
     });
     const due = step.next_retry_at === null || Date.parse(step.next_retry_at) <= now;
     return {

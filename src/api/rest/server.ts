@@ -30,6 +30,7 @@ import { registerMetricsRoute } from './routes/metricsRoute.ts';
 import { registerStepRoutes } from './routes/stepRoutes.ts';
 import { registerTaskRoutes } from './routes/taskRoutes.ts';
 import { registerTemplateRoutes } from './routes/templateRoutes.ts';
+import { registerWorkerRoutes } from './routes/workerRoutes.ts';
 import type { TaskCompletionWaiter } from './taskCompletionWaiter.ts';
 import { hardenHttp, protocolOptions } from './httpProtocol.ts';
 
@@ -188,6 +189,7 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
         { name: 'tasks', description: 'Tasks: create, list, inspect, cancel' },
         { name: 'steps', description: 'Workflow steps and operator actions' },
         { name: 'templates', description: 'Registered task templates' },
+        { name: 'workers', description: 'Live workers and the namespaces they serve' },
         { name: 'dlq', description: 'Dead-letter queue investigation' },
         { name: 'health', description: 'Probes' },
       ],
@@ -199,6 +201,7 @@ export async function buildRestServer(options: RestServerOptions): Promise<Fasti
   registerTaskRoutes(app, ctx);
   registerStepRoutes(app, ctx);
   registerTemplateRoutes(app, ctx);
+  registerWorkerRoutes(app, ctx);
   registerDlqRoutes(app, ctx);
   registerHealthRoutes(app, ctx, {
     readinessChecks: options.readinessChecks ?? {},

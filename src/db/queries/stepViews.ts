@@ -57,6 +57,9 @@ const STEP_VIEWS_SQL = `SELECT EXISTS (SELECT 1 FROM tasker.tasks t WHERE t.task
 const STEP_VIEW_SQL = `SELECT EXISTS (SELECT 1 FROM tasker.tasks t WHERE t.task_uuid = $1) AS task_exists,
   ${stepViewsJsonSql('$1', 's.workflow_step_uuid = $2')} AS steps`;
 
+const STEP_VIEW_BY_NAME_SQL = `SELECT EXISTS (SELECT 1 FROM tasker.tasks t WHERE t.task_uuid = $1) AS task_exists,
+  ${stepViewsJsonSql('$1', 's.name = $2')} AS steps`;
+
 /** Every step of a task in creation order, or undefined when there is no such task. One round trip. */
 export async function listStepViews(db: Queryable, taskUuid: string): Promise<StepViewRow[] | undefined> {
   const { rows } = await db.query<{ task_exists: boolean; steps: StepViewRow[] }>(
@@ -70,16 +73,20 @@ export async function listStepViews(db: Queryable, taskUuid: string): Promise<St
   return row?.task_exists === true ? row.steps : undefined;
 }
 
-/** One step of a task; says whether the task exists when the step is not found in it. One round trip. */
+/**
+ * One step of a task, by its UUID or (`by: 'name'`) by its name, which is unique within a task; says whether
+ * the task exists when the step is not found in it. One round trip.
+ */
 export async function getStepView(
   db: Queryable,
   taskUuid: string,
-  stepUuid: string,
+  step: string,
+  by: 'uuid' | 'name' = 'uuid',
 ): Promise<{ taskExists: boolean; step: StepViewRow | undefined }> {
   const { rows } = await db.query<{ task_exists: boolean; steps: StepViewRow[] }>(
-    STEP_VIEW_SQL,
-    [taskUuid, stepUuid],
-    { name: 'tasker_api_step_view' },
+    by === 'uuid' ? STEP_VIEW_SQL : STEP_VIEW_BY_NAME_SQL,
+    [taskUuid, step],
+    { name: by === 'uuid' ? 'tasker_api_step_view' : 'tasker_api_step_view_by_name' },
   );
   const row = rows[0];
   return { taskExists: row?.task_exists === true, step: row?.steps[0] };

@@ -60,6 +60,8 @@ export interface LiveWorker {
   namespaces: string[];
   started_at: Date;
   heartbeat_at: Date;
+  /** Measured by the database's clock, as heartbeat_at is: a skewed client clock cannot distort it. */
+  heartbeat_age_seconds: number;
 }
 
 /** Live workers, one row each with the namespaces it serves. */
@@ -67,7 +69,8 @@ export async function listLiveWorkers(db: Queryable): Promise<LiveWorker[]> {
   const { rows } = await db.query<LiveWorker>(
     `SELECT worker_id, min(hostname) AS hostname, min(pid) AS pid, max(capacity) AS capacity,
             min(version) AS version, array_agg(namespace ORDER BY namespace) AS namespaces,
-            min(started_at) AS started_at, max(heartbeat_at) AS heartbeat_at
+            min(started_at) AS started_at, max(heartbeat_at) AS heartbeat_at,
+            round(extract(epoch FROM now() - max(heartbeat_at))::numeric, 1)::float8 AS heartbeat_age_seconds
      FROM tasker.worker_namespaces
      WHERE heartbeat_at > now() - make_interval(secs => $1)
      GROUP BY worker_id ORDER BY min(started_at)`,

@@ -120,7 +120,9 @@ END;
 $$;
 
 -- The readiness of every step of a task, in one query (reference §3.1): whether its parents are all complete or
--- resolved_manually, whether it may run again (never run, or retryable with attempts left), and whether it is ready
+-- resolved_manually, whether it may run again (never run, or retryable with attempts left and its last failure not
+-- permanent: the step-result SQL's retry decision, so a step a handler failed with a PermanentError is not shown as
+-- eligible; an operator's reset_for_retry clears last_error and attempts), and whether it is ready
 -- to run now (pending or waiting_for_retry, both of the former, and any retry due). For the REST API's step views
 -- (src/db/queries/stepViews.ts) and get_task_execution_context; the engine's own decisions do not use it.
 -- A SQL function of one query, STABLE and without a SET clause, so the planner inlines it into the calling query and
@@ -134,10 +136,12 @@ LANGUAGE sql STABLE
 AS $$
   SELECT s.workflow_step_uuid, s.name::text, s.current_state,
          coalesce(p.total, 0) = coalesce(p.completed, 0) AS dependencies_satisfied,
-         (s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts)) AS retry_eligible,
+         (s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts
+                               AND coalesce((s.last_error ->> 'retryable')::boolean, true))) AS retry_eligible,
          (s.current_state IN ('pending', 'waiting_for_retry')
            AND coalesce(p.total, 0) = coalesce(p.completed, 0)
-           AND (s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts))
+           AND (s.attempts = 0 OR (s.retryable AND s.attempts < s.max_attempts
+                                   AND coalesce((s.last_error ->> 'retryable')::boolean, true)))
            AND (s.next_retry_at IS NULL OR s.next_retry_at <= clock_timestamp())) AS ready_for_execution,
          s.next_retry_at, coalesce(p.total, 0)::integer, coalesce(p.completed, 0)::integer, s.attempts, s.max_attempts,
          s.last_attempted_at

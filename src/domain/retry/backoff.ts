@@ -24,6 +24,11 @@ export interface RetryEligibilityInput {
   readonly attempts: number;
   /** Runs allowed in total, the first one included. */
   readonly maxAttempts: number;
+  /**
+   * `retryable` of the step's last error: false when the handler failed it permanently (a PermanentError),
+   * which ends the step whatever attempts are left. Absent or null when the error does not say, or there is none.
+   */
+  readonly lastErrorRetryable?: boolean | null | undefined;
 }
 
 function assertCount(name: string, value: number): void {
@@ -40,11 +45,15 @@ function assertCount(name: string, value: number): void {
 
 /**
  * May the step run (again)? The first run is always allowed, even with `maxAttempts` 0 or `retryable`
- * false; after that only a retryable step with attempts left. Equal to `retry_eligible` of
- * `tasker.get_step_readiness_status`: `attempts = 0 OR (retryable AND attempts < max_attempts)`.
+ * false; after that only a retryable step with attempts left whose last failure was not permanent. Equal to
+ * `retry_eligible` of `tasker.get_step_readiness_status`: `attempts = 0 OR (retryable AND attempts <
+ * max_attempts AND coalesce(last_error.retryable, true))`.
  */
 export function isRetryEligible(input: RetryEligibilityInput): boolean {
   assertCount('attempts', input.attempts);
   assertCount('maxAttempts', input.maxAttempts);
-  return input.attempts === 0 || (input.retryable && input.attempts < input.maxAttempts);
+  return (
+    input.attempts === 0 ||
+    (input.retryable && input.attempts < input.maxAttempts && input.lastErrorRetryable !== false)
+  );
 }

@@ -58,6 +58,7 @@ describe('OpenAPI document and Swagger UI', () => {
     ['/v1/tasks/{task_uuid}/workflow_steps/{step_uuid}', ['get', 'patch']],
     ['/v1/templates', ['get']],
     ['/v1/templates/{namespace}/{name}/{version}', ['get']],
+    ['/v1/workers', ['get']],
     ['/v1/dlq', ['get']],
     ['/v1/dlq/stats', ['get']],
     ['/v1/dlq/entry/{dlq_entry_uuid}', ['get', 'patch']],

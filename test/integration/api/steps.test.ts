@@ -74,6 +74,43 @@ describe('step views', () => {
     });
   });
 
+  it('a step is also found by its name: GET and PATCH take the name as they take the UUID', async () => {
+    const api = getApi();
+    const task = await runToEnd({ namespace: 'resilience', name: 'permanent_error' });
+    const byUuid = await api.get<StepView>(stepPath(task, 'rejecting_step'));
+    const byName = await api.get<StepView>(`/v1/tasks/${task.task_uuid}/workflow_steps/rejecting_step`);
+    expect(byName.status, byName.text).toBe(200);
+    expect(byName.body).toEqual(byUuid.body);
+    // A handler's PermanentError ends the step with attempts left: nothing will retry it.
+    expect(byName.body).toMatchObject({
+      status: 'error',
+      attempts: 1,
+      retryable: true,
+      retry_eligible: false,
+    });
+    expect(byName.body.max_attempts).toBeGreaterThan(1);
+
+    const missing = await api.get<ErrorBody>(`/v1/tasks/${task.task_uuid}/workflow_steps/no_such_step`);
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.code).toBe('TASKER_STEP_NOT_FOUND');
+    expect(missing.body.error.message).toContain('no step no_such_step');
+
+    const resolved = await api.patch<StepView>(`/v1/tasks/${task.task_uuid}/workflow_steps/rejecting_step`, {
+      action_type: 'resolve_manually',
+      reason: 'handled by hand',
+    });
+    expect(resolved.status, resolved.text).toBe(200);
+    expect(resolved.body).toMatchObject({
+      step_uuid: stepNamed(task, 'rejecting_step').step_uuid,
+      status: 'resolved_manually',
+    });
+    const unknown = await api.patch<ErrorBody>(`/v1/tasks/${task.task_uuid}/workflow_steps/no_such_step`, {
+      action_type: 'resolve_manually',
+    });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error.code).toBe('TASKER_STEP_NOT_FOUND');
+  });
+
   it('404 when the step is not in that task, or the task does not exist', async () => {
     const api = getApi();
     const a = await runToEnd({ namespace: 'resilience', name: 'permanent_error' });

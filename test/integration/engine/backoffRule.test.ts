@@ -176,7 +176,7 @@ describe('retry eligibility: isRetryEligible equals the readiness SQL', () => {
     });
   });
 
-  it('agrees with retry_eligible for every attempts 0..4 x max_attempts 1..4 x retryable', async () => {
+  it('agrees with retry_eligible for every attempts 0..4 x max_attempts 1..4 x retryable x last error', async () => {
     const { db } = getTestDb();
     const template = { ...templateNamed('diamond_pattern'), namespace: 'backoff_rule_eligibility' };
     await registerTemplate(db, template);
@@ -191,40 +191,55 @@ describe('retry eligibility: isRetryEligible equals the readiness SQL', () => {
     const mismatches: string[] = [];
     const answers = new Set<boolean>();
     let checked = 0;
-    for (const retryable of [true, false]) {
-      for (let maxAttempts = 1; maxAttempts <= 4; maxAttempts++) {
-        for (let attempts = 0; attempts <= 4; attempts++) {
-          await db.query(
-            `UPDATE tasker.workflow_steps SET attempts = $2, max_attempts = $3, retryable = $4
+    // The last error as the step-result SQL stores it: none, a retryable failure, a permanent one (PermanentError).
+    const lastErrors = [null, { message: 'x', retryable: true }, { message: 'x', retryable: false }] as const;
+    for (const lastError of lastErrors)
+      for (const retryable of [true, false]) {
+        for (let maxAttempts = 1; maxAttempts <= 4; maxAttempts++) {
+          for (let attempts = 0; attempts <= 4; attempts++) {
+            await db.query(
+              `UPDATE tasker.workflow_steps SET attempts = $2, max_attempts = $3, retryable = $4, last_error = $5
              WHERE workflow_step_uuid = $1`,
-            [stepUuid, attempts, maxAttempts, retryable],
-          );
-          const { rows } = await db.query<{
-            retry_eligible: boolean;
-            attempts: number;
-            max_attempts: number;
-          }>(
-            `SELECT retry_eligible, attempts, max_attempts FROM tasker.get_step_readiness_status($1)
-             WHERE workflow_step_uuid = $2`,
-            [taskUuid, stepUuid],
-          );
-          const row = rows[0];
-          if (row === undefined) throw new Error('the readiness SQL lost the step');
-          // The readiness row must describe the values just written, or the comparison proves nothing.
-          expect([row.attempts, row.max_attempts]).toEqual([attempts, maxAttempts]);
-          const inTypeScript = isRetryEligible({ attempts, maxAttempts, retryable });
-          answers.add(row.retry_eligible);
-          if (row.retry_eligible !== inTypeScript) {
-            mismatches.push(
-              `attempts=${attempts} max_attempts=${maxAttempts} retryable=${String(retryable)}: ` +
-                `SQL ${String(row.retry_eligible)}, isRetryEligible ${String(inTypeScript)}`,
+              [
+                stepUuid,
+                attempts,
+                maxAttempts,
+                retryable,
+                lastError === null ? null : JSON.stringify(lastError),
+              ],
             );
+            const { rows } = await db.query<{
+              retry_eligible: boolean;
+              attempts: number;
+              max_attempts: number;
+            }>(
+              `SELECT retry_eligible, attempts, max_attempts FROM tasker.get_step_readiness_status($1)
+             WHERE workflow_step_uuid = $2`,
+              [taskUuid, stepUuid],
+            );
+            const row = rows[0];
+            if (row === undefined) throw new Error('the readiness SQL lost the step');
+            // The readiness row must describe the values just written, or the comparison proves nothing.
+            expect([row.attempts, row.max_attempts]).toEqual([attempts, maxAttempts]);
+            const inTypeScript = isRetryEligible({
+              attempts,
+              maxAttempts,
+              retryable,
+              lastErrorRetryable: lastError?.retryable,
+            });
+            answers.add(row.retry_eligible);
+            if (row.retry_eligible !== inTypeScript) {
+              mismatches.push(
+                `attempts=${attempts} max_attempts=${maxAttempts} retryable=${String(retryable)} ` +
+                  `last_error=${JSON.stringify(lastError)}: ` +
+                  `SQL ${String(row.retry_eligible)}, isRetryEligible ${String(inTypeScript)}`,
+              );
+            }
+            checked++;
           }
-          checked++;
         }
       }
-    }
-    expect(checked).toBe(5 * 4 * 2);
+    expect(checked).toBe(5 * 4 * 2 * 3);
     expect(answers, 'the grid reaches both answers').toEqual(new Set([true, false]));
     expect(mismatches).toEqual([]);
   });

@@ -274,9 +274,16 @@ describe('readiness and execution context, driven by hand', () => {
       health_status: 'blocked',
     });
     const failed = (await readiness(db, taskUuid)).dag_process_left;
+    const limits = await db.query<{ max_attempts: number; retryable: boolean }>(
+      `SELECT max_attempts, retryable FROM tasker.workflow_steps WHERE task_uuid = $1 AND name = 'dag_process_left'`,
+      [taskUuid],
+    );
+    expect(limits.rows[0]).toEqual({ max_attempts: 3, retryable: true });
+    // Attempts are left (1 of 3, the template default), but the handler said the failure is permanent: nothing will retry it.
     expect(failed).toMatchObject({
       current_state: 'error',
-      retry_eligible: true,
+      attempts: 1,
+      retry_eligible: false,
       ready_for_execution: false,
     });
 

@@ -186,27 +186,36 @@ const cases: Case[] = [
   {
     name: 'TOML syntax error, with file:line:column',
     files: { 'orchestration.toml': '[orchestration.polling]\nbatch_size = = 5\n' },
-    expected: [`${PROD}/orchestration.toml:2:14: TOML syntax error: Invalid TOML document: invalid value`],
+    expected: [
+      `${PROD}/orchestration.toml:2:14: TOML syntax error: invalid value near "batch_size = = 5"; a value is a "quoted string", a number, true or false, an [array] or an {inline = "table"}`,
+    ],
   },
   {
     name: 'TOML syntax error: an unclosed table header',
     files: { 'orchestration.toml': '# header\n[orchestration.polling\nbatch_size = 5\n' },
     expected: [
-      `${PROD}/orchestration.toml:2:23: TOML syntax error: Invalid TOML document: illegal character in key`,
+      `${PROD}/orchestration.toml:2:23: TOML syntax error: illegal character in key near "[orchestration.polling"; close the table header: [orchestration.polling]`,
+    ],
+  },
+  {
+    name: 'TOML syntax error: a space in a bare key, with the line and the fix',
+    files: { 'database.toml': '[database]\nmax connections = 5\n' },
+    expected: [
+      `${PROD}/database.toml:2:5: TOML syntax error: illegal character in key near "max connections = 5"; a bare key holds only letters, digits, _ and -: write max_connections = 5, or quote the key ("my key" = 5)`,
     ],
   },
   {
     name: 'a duplicate key in one file',
     files: { 'database.toml': '[database]\nmax_connections = 50\nmax_connections = 60\n' },
     expected: [
-      `${PROD}/database.toml:3:1: TOML syntax error: Invalid TOML document: trying to redefine an already defined table or value`,
+      `${PROD}/database.toml:3:1: TOML syntax error: trying to redefine an already defined table or value near "max_connections = 60"; each key and each [table] may appear only once per file`,
     ],
   },
   {
     name: 'a duplicate table in one file',
     files: { 'database.toml': '[database]\nmax_connections = 50\n\n[database]\nmin_connections = 5\n' },
     expected: [
-      `${PROD}/database.toml:4:2: TOML syntax error: Invalid TOML document: trying to redefine an already defined table or value`,
+      `${PROD}/database.toml:4:2: TOML syntax error: trying to redefine an already defined table or value near "[database]"; each key and each [table] may appear only once per file`,
     ],
   },
   {
@@ -458,7 +467,7 @@ describe('many mistakes at once', () => {
     WORKER_NAMESPACES: 'ok,NOT_OK',
   };
   const expected = [
-    `${PROD}/broken.toml:1:11: TOML syntax error: Invalid TOML document: illegal character in key`,
+    `${PROD}/broken.toml:1:11: TOML syntax error: illegal character in key near "[telemetry"; close the table header: [telemetry]`,
     `${PROD}/database.toml: database.max_connections: environment variable POOL is not set (or is empty) and has no default: set it, or write \${POOL:-default}`,
     `${PROD}/database.toml: database.url: environment variable DB_URL is not set (or is empty) and has no default: set it, or write \${DB_URL:-default}`,
     'environment variable TASKER_MESSAGING_BACKEND: expected "pgmq" or "rabbitmq", found "kafka"',

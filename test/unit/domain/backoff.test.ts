@@ -43,6 +43,15 @@ describe('isRetryEligible (readiness retry_eligible)', () => {
     },
   );
 
+  it('a step whose last failure was permanent is not eligible, whatever attempts are left', () => {
+    const step = { retryable: true, attempts: 1, maxAttempts: 3 };
+    expect(isRetryEligible({ ...step, lastErrorRetryable: false })).toBe(false);
+    expect(isRetryEligible({ ...step, lastErrorRetryable: true })).toBe(true);
+    expect(isRetryEligible({ ...step, lastErrorRetryable: null })).toBe(true);
+    // Reset by an operator: attempts 0 and the error cleared; a never-run step is always eligible.
+    expect(isRetryEligible({ ...step, attempts: 0, lastErrorRetryable: false })).toBe(true);
+  });
+
   it('max_attempts counts every run: maxAttempts 3 lets an always-failing step run exactly 3 times', () => {
     let attempts = 0;
     while (isRetryEligible({ retryable: true, attempts, maxAttempts: 3 })) {

@@ -5,7 +5,7 @@ import { getStepView, listStepViews } from '../../../db/queries/stepViews.ts';
 import { NotFoundError } from '../../../domain/errors.ts';
 import { ApiError } from '../apiError.ts';
 import type { RestContext } from '../restContext.ts';
-import { errorResponses, stepParams, taskUuidParams } from '../schemas/common.ts';
+import { errorResponses, isUuidText, stepParams, taskUuidParams } from '../schemas/common.ts';
 import { stepActionBodySchema } from '../schemas/stepActionSchemas.ts';
 import type { StepActionBody } from '../schemas/stepActionSchemas.ts';
 import { stepListSchema, stepViewSchema } from '../schemas/taskSchemas.ts';
@@ -17,18 +17,24 @@ interface StepParams {
   step_uuid: string;
 }
 
-function stepNotFound(taskUuid: string, stepUuid: string): NotFoundError {
+function stepNotFound(taskUuid: string, stepRef: string): NotFoundError {
   return new NotFoundError(
     'TASKER_STEP_NOT_FOUND',
-    `task ${taskUuid} has no step ${stepUuid}; GET /v1/tasks/${taskUuid}/workflow_steps lists its steps`,
-    { details: { task_uuid: taskUuid, step_uuid: stepUuid } },
+    `task ${taskUuid} has no step ${stepRef}; GET /v1/tasks/${taskUuid}/workflow_steps lists its steps`,
+    { details: { task_uuid: taskUuid, [isUuidText(stepRef) ? 'step_uuid' : 'step_name']: stepRef } },
   );
 }
 
-async function readStep(ctx: RestContext, taskUuid: string, stepUuid: string) {
-  const { taskExists, step } = await getStepView(ctx.db, taskUuid, stepUuid);
+/** `stepRef` is the step's UUID or its name (see stepParams). */
+async function readStep(ctx: RestContext, taskUuid: string, stepRef: string) {
+  const { taskExists, step } = await getStepView(
+    ctx.db,
+    taskUuid,
+    stepRef,
+    isUuidText(stepRef) ? 'uuid' : 'name',
+  );
   if (!taskExists) throw taskNotFound(taskUuid);
-  if (step === undefined) throw stepNotFound(taskUuid, stepUuid);
+  if (step === undefined) throw stepNotFound(taskUuid, stepRef);
   return stepView(step);
 }
 
@@ -138,8 +144,11 @@ export function registerStepRoutes(app: FastifyInstance, ctx: RestContext): void
       },
     },
     async (request) => {
-      const { task_uuid: taskUuid, step_uuid: stepUuid } = request.params;
+      const { task_uuid: taskUuid, step_uuid: stepRef } = request.params;
       const action = toStepAction(request.body);
+      // A name is resolved to its UUID first (404 when the task has no such step); names never change, so
+      // the UUID read here is the step the action then applies to.
+      const stepUuid = isUuidText(stepRef) ? stepRef : (await readStep(ctx, taskUuid, stepRef)).step_uuid;
       await applyStepAction(ctx.db, taskUuid, stepUuid, action, ctx.processorUuid);
       return readStep(ctx, taskUuid, stepUuid);
     },

@@ -19,6 +19,15 @@ export const anyJson = (description: string) => ({ description }) as const;
 
 const IDENTIFIER_PATTERN = '^[a-z_][a-z0-9_]{0,63}$';
 
+const UUID_TEXT = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}';
+/** A step UUID, or a step name as templates allow it (templateFields.ts: identifier, at most 128 characters). */
+const STEP_REFERENCE_PATTERN = `^(?:${UUID_TEXT}|[a-z_][a-z0-9_]{0,127})$`;
+
+/** True when a step reference (a `stepParams` value) is a UUID rather than a step name. */
+export function isUuidText(value: string): boolean {
+  return new RegExp(`^${UUID_TEXT}$`).test(value);
+}
+
 export const identifierSchema = (description: string) =>
   ({
     type: 'string',
@@ -92,5 +101,16 @@ export const stepParams = {
   type: 'object',
   required: ['task_uuid', 'step_uuid'],
   additionalProperties: false,
-  properties: { task_uuid: uuidSchema('The task'), step_uuid: uuidSchema('A step of that task') },
+  properties: {
+    task_uuid: uuidSchema('The task'),
+    // A name cannot be mistaken for a UUID: step names have no `-`. Names are unique within a task
+    // (workflow_steps_task_name_key), so either one names one step.
+    step_uuid: {
+      type: 'string',
+      pattern: STEP_REFERENCE_PATTERN,
+      description:
+        'A step of that task: its UUID, or its name from the template (unique within the task), e.g. validate_order',
+      example: UUID_EXAMPLE,
+    },
+  },
 } as const;
