@@ -216,7 +216,11 @@ export function registerDevCommand(program: Command): void {
         out(`✓ Orchestration running; REST API at ${api} (OpenAPI UI at ${api}/api-docs)`);
         exitOnShutdownSignals({ logger, stop: () => stop() });
 
-        const sampleTask = flags.sample ? chooseSampleTask(chosenTask, context, worker.templates) : undefined;
+        const chosen = flags.sample ? chooseSampleTask(chosenTask, context, worker.templates) : undefined;
+        // Every run creates a task, even one whose template identifies tasks by their context (strict, the
+        // default): rerunning after fixing a handler must not be refused as a duplicate of the failed task.
+        const sampleTask =
+          chosen === undefined ? undefined : { ...chosen, idempotency_key: `tasker-dev-run-${Date.now()}` };
         if (sampleTask !== undefined) {
           out('');
           out(`→ POST ${api}/v1/tasks ${JSON.stringify(sampleTask)}`);

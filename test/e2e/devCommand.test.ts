@@ -153,7 +153,30 @@ describe('tasker dev exits 1 with the reason on a start-up failure', () => {
     expect(served.stderr).toBe('');
     expect(served.stdout).toMatch(/✓ task [0-9a-f-]{36} complete/);
     expect(served.code).toBe(0);
-  }, 180_000);
+
+    // Run again with the same context (after fixing a handler, say): a new task, not a duplicate of the last.
+    const again = await tasker([
+      'dev',
+      '--once',
+      '--port',
+      '0',
+      '--database-url',
+      db,
+      '--templates',
+      templates,
+      '--task',
+      'math/mathematical_sequence',
+      '--context',
+      '{"even_number": 2}',
+    ]);
+    expect(again.stderr).toBe('');
+    expect(again.stdout).toMatch(/✓ task [0-9a-f-]{36} complete/);
+    const [firstTask, secondTask] = [served, again].map(
+      (run) => /✓ task ([0-9a-f-]{36})/.exec(run.stdout)?.[1],
+    );
+    expect(secondTask).not.toBe(firstTask);
+    expect(again.code).toBe(0);
+  }, 240_000);
 });
 
 describe('the embedded database folder', () => {
