@@ -400,7 +400,12 @@ export const configSchema = table(
           "How often the LISTEN connection of tools without a role (demo, queue commands) is proven alive by a NOTIFY to itself; the services use their mode's listener_health_check_interval_ms.",
         ),
         heartbeat_timeout_ms: int(10, MINUTE_MS, 5_000, 'How long that NOTIFY may take to come back.'),
-        reconnect_max_ms: int(10, HOUR_MS, 30_000, 'Cap on the delay between LISTEN reconnection attempts.'),
+        reconnect_max_ms: int(
+          10,
+          HOUR_MS,
+          4_000,
+          'Cap on the delay between LISTEN reconnection attempts: after an outage, the LISTEN connection (and with it an EventDrivenOnly process) is back at most this long after the database. Attempts are one connection each.',
+        ),
       },
       { description: 'The PGMQ-compatible queue in PostgreSQL and its notification listener.' },
     ),

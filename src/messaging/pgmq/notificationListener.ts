@@ -20,7 +20,7 @@ export interface NotificationListenerOptions {
   heartbeatTimeoutMs?: number;
   /** First reconnect delay; doubles per failed attempt. @defaultValue 500 */
   reconnectBaseMs?: number;
-  /** Cap on the reconnect delay. @defaultValue 30000 */
+  /** Cap on the reconnect delay. @defaultValue 4000 */
   reconnectMaxMs?: number;
   /** Timeout opening the listen connection. @defaultValue the driver's */
   connectTimeoutMs?: number;
@@ -103,7 +103,7 @@ export class NotificationListener {
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 30_000;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5_000;
     this.reconnectBaseMs = options.reconnectBaseMs ?? 500;
-    this.reconnectMaxMs = options.reconnectMaxMs ?? 30_000;
+    this.reconnectMaxMs = options.reconnectMaxMs ?? 4_000;
     this.maxReconnectAttempts = options.maxReconnectAttempts ?? Number.POSITIVE_INFINITY;
     this.connectTimeoutMs = options.connectTimeoutMs;
     this.logger = options.logger ?? silentLogger;
