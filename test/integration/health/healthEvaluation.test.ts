@@ -71,6 +71,10 @@ describe('orchestration /health with [orchestration.health] hysteresis', () => {
       bindAddress: '127.0.0.1:0',
       grpcBindAddress: '127.0.0.1:0',
     });
+    // The evaluator runs one evaluation at start. On a loaded machine it can still be in flight when the test
+    // cuts the database, and then counts as a fourth failure; each check gives up after 3 s, so after this
+    // wait it has been recorded and only the test's requests evaluate.
+    await new Promise((resolve) => setTimeout(resolve, 3_500));
   }, 60_000);
 
   afterAll(async () => {
