@@ -26,7 +26,10 @@ function jsonBytes(value: unknown): number {
 }
 
 /** Why a template has too many steps, or undefined when it fits. */
-export function stepCountProblem(stepCount: number, limits: TaskLimits): string | undefined {
+export function stepCountProblem(
+  stepCount: number,
+  limits: Pick<TaskLimits, 'maxStepsPerTask'>,
+): string | undefined {
   return stepCount > limits.maxStepsPerTask
     ? `it has ${stepCount} steps; at most ${limits.maxStepsPerTask} are allowed per task ([limits] max_steps_per_task). ` +
         'Split the work into several tasks, or raise the limit'

@@ -65,6 +65,7 @@ interface StepOutcome {
   readonly status: string;
   readonly result?: unknown;
   readonly error?: unknown;
+  readonly attempts?: number;
 }
 
 /** A task as a view shows it; only what following a run needs. */
@@ -178,6 +179,31 @@ export class WorkflowRun<Output = Record<string, unknown>, View extends TaskOutc
 }
 
 /**
+ * @throws WorkflowRunError TASKER_WAIT_TIMEOUT, naming each step's state, when the task is not finished after a
+ *   wait of `waitedMs` (it goes on)
+ */
+export function assertFinished(
+  workflow: WorkflowReference<unknown, unknown>,
+  task: TaskOutcome,
+  waitedMs: number,
+): void {
+  if (isFinished(task)) return;
+  const steps = (task.steps ?? [])
+    .map(
+      (step) =>
+        `${step.name} ${step.status}${step.attempts === undefined ? '' : ` (attempt ${step.attempts})`}`,
+    )
+    .join(', ');
+  throw new WorkflowRunError(
+    'TASKER_WAIT_TIMEOUT',
+    `task ${task.task_uuid} of ${workflow.namespace}/${workflow.name}@${workflow.version} is still ${task.status} ` +
+      `after ${waitedMs} ms${steps === '' ? '' : ` (steps: ${steps})`}; it goes on: wait longer (waitMs) or ` +
+      'follow it by its task_uuid',
+    task,
+  );
+}
+
+/**
  * The output of a finished task, read by the workflow's output shape.
  * @throws WorkflowRunError as WorkflowRun.result describes
  */
@@ -186,6 +212,7 @@ function taskOutput<Output>(
   task: TaskOutcome,
   waitedMs: number,
 ): Output {
+  assertFinished(workflow, task, waitedMs);
   const steps = task.steps ?? [];
   const label = `${workflow.namespace}/${workflow.name}@${workflow.version}`;
   const fail = (code: WorkflowRunErrorCode, message: string): never => {
@@ -203,13 +230,6 @@ function taskOutput<Output>(
   }
   if (task.status === 'cancelled')
     fail('TASKER_TASK_CANCELLED', `task ${task.task_uuid} of ${label} was cancelled`);
-  if (!isFinished(task)) {
-    fail(
-      'TASKER_WAIT_TIMEOUT',
-      `task ${task.task_uuid} of ${label} is still ${task.status} after ${waitedMs} ms; it goes on: wait longer ` +
-        '(waitMs) or follow it by its task_uuid',
-    );
-  }
   const byName = new Map(steps.map((step) => [step.name, step]));
   const resultOf = (stepName: string): unknown => {
     const step = byName.get(stepName);

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { TaskView } from '../api/rest/views.ts';
 import { NotFoundError, TaskerError } from '../domain/errors.ts';
-import { isFinished, WorkflowRunError } from '../domain/workflowRun.ts';
+import { assertFinished } from '../domain/workflowRun.ts';
 import type { WorkflowReference, WorkflowRun } from '../domain/workflowRun.ts';
 import type { Logger, LogLevel } from '../observability/logger.ts';
 import type { StepHandlerDefinition } from '../worker/handlerApi.ts';
@@ -107,14 +107,7 @@ export async function createTestTasker(options: TestTaskerOptions = {}): Promise
   ): Promise<TaskView> => {
     const run = await embedded.start(workflow, input, request);
     const task = await run.wait({ waitMs });
-    if (!isFinished(task)) {
-      throw new WorkflowRunError(
-        'TASKER_WAIT_TIMEOUT',
-        `task ${task.task_uuid} of ${workflow.namespace}/${workflow.name}@${workflow.version} is still ` +
-          `${task.status} after ${waitMs} ms; steps: ${describeSteps(task)}. Raise waitMs if it needs longer`,
-        task,
-      );
-    }
+    assertFinished(workflow, task, waitMs);
     return task;
   };
   return {
@@ -138,10 +131,6 @@ export async function createTestTasker(options: TestTaskerOptions = {}): Promise
     },
     stop: () => embedded.stop(),
   };
-}
-
-function describeSteps(task: TaskView): string {
-  return task.steps.map((step) => `${step.name} ${step.status} (attempt ${step.attempts})`).join(', ');
 }
 
 export interface RunStepOptions<Input> {

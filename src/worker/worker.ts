@@ -654,7 +654,7 @@ function assertStepCounts(
   limits: Pick<TaskLimits, 'maxStepsPerTask'>,
 ): void {
   const problems = templates.flatMap((template) => {
-    const problem = stepCountProblem(template.steps.length, { ...DEFAULT_TASK_LIMITS, ...limits });
+    const problem = stepCountProblem(template.steps.length, limits);
     return problem === undefined
       ? []
       : [

@@ -235,10 +235,11 @@ export class PgmqMessagingProvider implements MessagingProvider {
       if (parseSignal(payload) === null) catchUp();
     };
     const listensBare = queues.some((queue) => queueNamespace(queue) === 'orchestration');
-    // One after the other: they are statements on the one LISTEN connection, which runs one at a time.
-    const unsubscribers: (() => Promise<void>)[] = [];
-    for (const channel of channels) unsubscribers.push(await listener.subscribe(channel, onPayload));
-    if (listensBare) unsubscribers.push(await listener.subscribe(MESSAGE_READY_CHANNEL, onBare));
+    // The connection runs its LISTENs one at a time itself (PostgresDatabase.openListenConnection).
+    const unsubscribers = await Promise.all([
+      ...channels.map((channel) => listener.subscribe(channel, onPayload)),
+      ...(listensBare ? [listener.subscribe(MESSAGE_READY_CHANNEL, onBare)] : []),
+    ]);
     const offConnected = listener.onConnected(catchUp);
     // Messages sent before this subscription existed get no notification: read them now.
     if (listener.state.connected) catchUp();
